@@ -1,0 +1,34 @@
+"""keras-vit: the Vision Transformer of "An Image is Worth 16x16 Words" for Keras 3.
+
+This module only re-exports; nothing is defined here. It imports neither
+tensorflow nor tensorflow_datasets, so it works on JAX- or PyTorch-only machines.
+"""
+
+from keras_vit.layers import (
+    MLP,
+    DropPath,
+    MultiHeadSelfAttention,
+    PatchEncoder,
+    Patches,
+    PositionEmbedding,
+    TokenPooling,
+    TransformerBlock,
+)
+from keras_vit.layers.std_conv2d import StdConv2D
+from keras_vit.models import (
+    VARIANTS,
+    ViT,
+    ViTBase16,
+    ViTBase32,
+    ViTConfig,
+    ViTHuge14,
+    ViTHybridBase16,
+    ViTLarge16,
+    ViTLarge32,
+    ViTSmall16,
+    ViTTiny16,
+    VisionTransformer,
+    variant_config,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,90 @@
+"""The transformer's two-layer GELU MLP (paper section 3.1)."""
+
+import keras
+
+from keras_vit.utils import check_positive_int, check_rate
+
+
+@keras.saving.register_keras_serializable(package="keras_vit")
+class MLP(keras.layers.Layer):
+    """Dense(mlp_dim) - GELU - Dropout - Dense(D) - Dropout.
+
+    D is the input width. GELU is exact by default (timm, HF); the original
+    JAX code uses flax's tanh approximation (`gelu_approximate=True`).
+
+    Args:
+        mlp_dim: int, the hidden width. 
+        dropout_rate: float, dropout after each Dense while training.
+            Defaults to 0.0.
+        gelu_approximate: bool, tanh-approximate GELU. Defaults to False.
+        kernel_initializer: Defaults to "glorot_uniform".
+        bias_initializer: Defaults to a normal with stddev 1e-6 (the original
+            code's).
+
+    Call arguments:
+        inputs: tensor (..., D).
+        training: bool.
+
+    Returns:
+        Tensor of the input's shape.
+
+    Example:
+
+    >>> MLP(64)(keras.ops.ones((2, 5, 32))).shape
+    (2, 5, 32)
+    """
+
+    def __init__(
+        self,
+        mlp_dim,
+        dropout_rate=0.0,
+        gelu_approximate=False,
+        kernel_initializer="glorot_uniform",
+        bias_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.mlp_dim = check_positive_int("mlp_dim", mlp_dim)
+        self.dropout_rate = check_rate("dropout_rate", dropout_rate)
+        self.gelu_approximate = bool(gelu_approximate)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(
+            bias_initializer or keras.initializers.RandomNormal(stddev=1e-6)
+        )
+        self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        dense = dict(
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+            dtype=self.dtype_policy,
+        )
+        self.dense_1 = keras.layers.Dense(self.mlp_dim, name="dense_1", **dense)
+        self.dense_1.build(input_shape)
+        self.dense_2 = keras.layers.Dense(input_shape[-1], name="dense_2", **dense)
+        self.dense_2.build(tuple(input_shape[:-1]) + (self.mlp_dim,))
+
+    def call(self, inputs, training=None):
+        x = self.dense_1(inputs)
+        x = keras.ops.gelu(x, approximate=self.gelu_approximate)
+        x = self.dropout(x, training=training)
+        x = self.dense_2(x)
+        return self.dropout(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "mlp_dim": self.mlp_dim,
+                "dropout_rate": self.dropout_rate,
+                "gelu_approximate": self.gelu_approximate,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,174 @@
+"""Multi-head self-attention with a fused q/k/v projection (paper eq. 5-8, App. A)."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vit.utils import check_positive_int, check_rate, to_hw
+
+
+def relative_position_index(grid_size):
+    """(N, N) index into a ((2gh-1) * (2gw-1)) table of 2-D offsets (Swin's)."""
+    gh, gw = grid_size
+    coords = np.stack(np.mgrid[:gh, :gw]).reshape(2, -1)  # (2, N)
+    rel = coords[:, :, None] - coords[:, None, :]  # (2, N, N)
+    return ((rel[0] + gh - 1) * (2 * gw - 1) + rel[1] + gw - 1).astype("int32")
+
+
+@keras.saving.register_keras_serializable(package="keras_vit")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Multi-head self-attention, MSA of paper eq. 2.
+
+    One fused projection U_qkv (D -> 3D, laid out [q | k | v], each head-major
+    as in timm) feeds `keras.ops.dot_product_attention`, so every backend's
+    fused kernel (flash attention on GPU) runs the default path. The query is
+    scaled by 1/sqrt(D/heads) before the product, so float16 logits do not
+    overflow; the softmax runs in float32 under mixed precision.
+
+    Pass `return_attention_scores=True` to also get the attention weights
+    (B, heads, T, T); that path computes them explicitly and is used only
+    when asked for (analysis) or for attention dropout while training.
+
+    Args:
+        num_heads: int, number of heads; must divide the input width.
+        attention_dropout_rate: float, dropout on the attention weights while
+            training. Defaults to 0.0.
+        use_bias: bool, biases in the projections. Defaults to True.
+        relative_grid_size: None, or the (gh, gw) patch grid to learn a 2-D
+            relative position bias over (the paper's "relative" ablation).
+            Defaults to None.
+        num_prefix_tokens: tokens before the patches, which get no relative
+            bias. Defaults to 1.
+        kernel_initializer: initialiser of the projections. Defaults to
+            "glorot_uniform" (the original code's xavier_uniform).
+
+    Call arguments:
+        inputs: tensor (B, T, D).
+        training: bool, whether attention dropout is active.
+        return_attention_scores: bool, also return the weights. Defaults to
+            False.
+
+    Returns:
+        (B, T, D), or a tuple with the (B, heads, T, T) weights.
+
+    Example:
+
+    >>> msa = MultiHeadSelfAttention(num_heads=4)
+    >>> msa(keras.ops.ones((2, 5, 32))).shape
+    (2, 5, 32)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        attention_dropout_rate=0.0,
+        use_bias=True,
+        relative_grid_size=None,
+        num_prefix_tokens=1,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.attention_dropout_rate = check_rate(
+            "attention_dropout_rate", attention_dropout_rate
+        )
+        self.use_bias = bool(use_bias)
+        self.relative_grid_size = (
+            None
+            if relative_grid_size is None
+            else to_hw("relative_grid_size", relative_grid_size)
+        )
+        self.num_prefix_tokens = int(num_prefix_tokens)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.dropout = keras.layers.Dropout(
+            self.attention_dropout_rate, dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        if width % self.num_heads:
+            raise ValueError(
+                f"The width {width} is not divisible by `num_heads`="
+                f"{self.num_heads}; `hidden_size` must be a multiple of "
+                f"`num_heads`. Received: input_shape={tuple(input_shape)}"
+            )
+        self.head_dim = width // self.num_heads
+        dense = dict(
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+        )
+        self.qkv = keras.layers.Dense(3 * width, name="qkv", **dense)
+        self.qkv.build(input_shape)
+        self.output_dense = keras.layers.Dense(width, name="output", **dense)
+        self.output_dense.build(input_shape)
+        if self.relative_grid_size is not None:
+            gh, gw = self.relative_grid_size
+            self.relative_position_bias_table = self.add_weight(
+                name="relative_position_bias_table",
+                shape=((2 * gh - 1) * (2 * gw - 1), self.num_heads),
+                initializer=keras.initializers.RandomNormal(stddev=0.02),
+            )
+            self._relative_index = relative_position_index(self.relative_grid_size)
+
+    def relative_position_bias(self):
+        """The (1, heads, T, T) bias added to the logits, zero for prefix tokens."""
+        n = self._relative_index.shape[0]
+        bias = ops.take(
+            self.relative_position_bias_table, self._relative_index.reshape(-1), axis=0
+        )
+        bias = ops.transpose(ops.reshape(bias, (n, n, self.num_heads)), (2, 0, 1))
+        p = self.num_prefix_tokens
+        bias = ops.pad(bias, ((0, 0), (p, 0), (p, 0)))
+        return bias[None]  # (1, heads, T, T)
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        shape = ops.shape(inputs)
+        batch, tokens, width = shape[0], shape[1], inputs.shape[-1]
+        qkv = self.qkv(inputs)  # (B, T, 3D)
+        qkv = ops.reshape(qkv, (batch, tokens, 3, self.num_heads, self.head_dim))
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (B, T, heads, hd)
+        q = q * ops.cast(1.0 / np.sqrt(self.head_dim), q.dtype)
+        bias = None
+        if self.relative_grid_size is not None:
+            bias = ops.cast(self.relative_position_bias(), q.dtype)
+
+        use_dropout = training and self.attention_dropout_rate > 0
+        if return_attention_scores or use_dropout:
+            logits = ops.einsum("bqhd,bkhd->bhqk", q, k)  # (B, heads, T, T)
+            logits = ops.cast(logits, "float32")
+            if bias is not None:
+                logits = logits + ops.cast(bias, "float32")
+            weights = ops.softmax(logits, axis=-1)
+            weights = ops.cast(weights, v.dtype)
+            out = ops.einsum(
+                "bhqk,bkhd->bqhd", self.dropout(weights, training=training), v
+            )
+        else:
+            weights = None
+            out = ops.dot_product_attention(q, k, v, bias=bias, scale=1.0)
+        out = ops.reshape(out, (batch, tokens, width))  # (B, T, D)
+        out = self.output_dense(out)
+        if return_attention_scores:
+            return out, weights
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "use_bias": self.use_bias,
+                "relative_grid_size": self.relative_grid_size,
+                "num_prefix_tokens": self.num_prefix_tokens,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,108 @@
+"""Prepend the class token and add the position embedding (paper eq. 1)."""
+
+import keras
+from keras import ops
+
+from keras_vit.layers.position_embedding import POSITION_EMBEDDINGS, PositionEmbedding
+from keras_vit.utils import check_choice, to_hw
+
+
+@keras.saving.register_keras_serializable(package="keras_vit")
+class PatchEncoder(keras.layers.Layer):
+    """Turns patch embeddings x_p E into the encoder input z_0.
+
+    z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos (paper eq. 1). The class
+    token is learnable and starts at zeros (as in the original code and timm);
+    the position embedding is a `PositionEmbedding` sub-layer.
+
+    Args:
+        grid_size: int or (gh, gw), the patch grid.
+        class_token: bool, prepend a learnable class token. Defaults to True.
+        position_embedding: "learned", "learned_2d", "sincos_2d" or "none"
+            ("none" here also covers embeddings injected elsewhere: relative
+            biases, or per-layer embeddings). Defaults to "learned".
+        initializer_range: stddev of the position embedding's normal
+            initialiser. Defaults to 0.02.
+
+    Call arguments:
+        patch_embeddings: tensor (B, gh*gw, D).
+
+    Returns:
+        Tensor (B, class_token + gh*gw, D).
+
+    Example:
+
+    >>> encoder = PatchEncoder(grid_size=(2, 3))
+    >>> encoder(keras.ops.ones((4, 6, 32))).shape
+    (4, 7, 32)
+    """
+
+    def __init__(
+        self,
+        grid_size,
+        class_token=True,
+        position_embedding="learned",
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.grid_size = to_hw("grid_size", grid_size)
+        self.class_token = bool(class_token)
+        self.position_embedding = check_choice(
+            "position_embedding", position_embedding, POSITION_EMBEDDINGS + ("none",)
+        )
+        self.initializer_range = float(initializer_range)
+        self.position_embedding_layer = None
+        if self.position_embedding != "none":
+            self.position_embedding_layer = PositionEmbedding(
+                self.grid_size,
+                kind=self.position_embedding,
+                num_prefix_tokens=int(self.class_token),
+                initializer_range=self.initializer_range,
+                dtype=self.dtype_policy,
+                name="position_embedding",
+            )
+
+    def build(self, input_shape):
+        gh, gw = self.grid_size
+        if input_shape[1] is not None and input_shape[1] != gh * gw:
+            raise ValueError(
+                f"`PatchEncoder` for a {gh}x{gw} grid expects {gh * gw} patches. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        width = input_shape[-1]
+        if self.class_token:
+            self.cls = self.add_weight(
+                name="class_token", shape=(1, 1, width), initializer="zeros"
+            )
+        if self.position_embedding_layer is not None:
+            self.position_embedding_layer.build(
+                (input_shape[0], int(self.class_token) + gh * gw, width)
+            )
+
+    def call(self, patch_embeddings):
+        x = patch_embeddings
+        if self.class_token:
+            cls = ops.cast(self.cls, x.dtype)
+            cls = ops.broadcast_to(cls, (ops.shape(x)[0], 1, ops.shape(x)[-1]))
+            x = ops.concatenate([cls, x], axis=1)  # (B, 1 + N, D)
+        if self.position_embedding_layer is not None:
+            x = self.position_embedding_layer(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        batch, n, width = input_shape
+        n = None if n is None else n + int(self.class_token)
+        return (batch, n, width)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "grid_size": self.grid_size,
+                "class_token": self.class_token,
+                "position_embedding": self.position_embedding,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config

@@ -1,0 +1,140 @@
+"""The pre-norm transformer encoder block (paper eq. 2-3)."""
+
+import keras
+
+from keras_vit.layers.drop_path import DropPath
+from keras_vit.layers.mlp import MLP
+from keras_vit.layers.multi_head_self_attention import MultiHeadSelfAttention
+from keras_vit.utils import check_positive_int, check_rate
+
+
+@keras.saving.register_keras_serializable(package="keras_vit")
+class TransformerBlock(keras.layers.Layer):
+    """One encoder layer: z' = MSA(LN(z)) + z;  z = MLP(LN(z')) + z'.
+
+    Dropout follows the attention output and each MLP Dense (the original
+    code's placement); stochastic depth (`DropPath`) drops each residual
+    branch per sample. LayerNorm runs in float32 under mixed precision.
+
+    Args:
+        num_heads: int, attention heads.
+        mlp_dim: int, MLP hidden width.
+        dropout_rate: float. Defaults to 0.0.
+        attention_dropout_rate: float. Defaults to 0.0.
+        drop_path_rate: float, stochastic depth rate of this block.
+            Defaults to 0.0.
+        layer_norm_epsilon: float. Defaults to 1e-6 (original, timm).
+        gelu_approximate: bool. Defaults to False.
+        relative_grid_size: None or (gh, gw) for a relative position bias.
+            Defaults to None.
+        num_prefix_tokens: int. Defaults to 1.
+
+    Call arguments:
+        inputs: tensor (B, T, D).
+        training: bool.
+        return_attention_scores: bool; if True returns (outputs, weights)
+            with weights (B, heads, T, T). Defaults to False.
+
+    Returns:
+        Tensor (B, T, D), or a tuple with the attention weights.
+
+    Example:
+
+    >>> block = TransformerBlock(num_heads=4, mlp_dim=64)
+    >>> block(keras.ops.ones((2, 5, 32))).shape
+    (2, 5, 32)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        mlp_dim,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        drop_path_rate=0.0,
+        layer_norm_epsilon=1e-6,
+        gelu_approximate=False,
+        relative_grid_size=None,
+        num_prefix_tokens=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.mlp_dim = check_positive_int("mlp_dim", mlp_dim)
+        self.dropout_rate = check_rate("dropout_rate", dropout_rate)
+        self.attention_dropout_rate = check_rate(
+            "attention_dropout_rate", attention_dropout_rate
+        )
+        self.drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.gelu_approximate = bool(gelu_approximate)
+        self.relative_grid_size = (
+            None if relative_grid_size is None else tuple(relative_grid_size)
+        )
+        self.num_prefix_tokens = int(num_prefix_tokens)
+
+        policy = self.dtype_policy
+        self.layer_norm_1 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="layer_norm_1"
+        )
+        self.attention = MultiHeadSelfAttention(
+            num_heads=self.num_heads,
+            attention_dropout_rate=self.attention_dropout_rate,
+            relative_grid_size=self.relative_grid_size,
+            num_prefix_tokens=self.num_prefix_tokens,
+            dtype=policy,
+            name="attention",
+        )
+        self.attention_dropout = keras.layers.Dropout(self.dropout_rate, dtype=policy)
+        self.layer_norm_2 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="layer_norm_2"
+        )
+        self.mlp = MLP(
+            self.mlp_dim,
+            dropout_rate=self.dropout_rate,
+            gelu_approximate=self.gelu_approximate,
+            dtype=policy,
+            name="mlp",
+        )
+        self.drop_path = DropPath(self.drop_path_rate, dtype=policy)
+
+    def build(self, input_shape):
+        self.layer_norm_1.build(input_shape)
+        self.attention.build(input_shape)
+        self.layer_norm_2.build(input_shape)
+        self.mlp.build(input_shape)
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        x = self.layer_norm_1(inputs)
+        x = self.attention(
+            x, training=training, return_attention_scores=return_attention_scores
+        )
+        if return_attention_scores:
+            x, weights = x
+        x = self.attention_dropout(x, training=training)
+        x = inputs + self.drop_path(x, training=training)  # z'
+        y = self.mlp(self.layer_norm_2(x), training=training)
+        outputs = x + self.drop_path(y, training=training)  # z
+        if return_attention_scores:
+            return outputs, weights
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "mlp_dim": self.mlp_dim,
+                "dropout_rate": self.dropout_rate,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "drop_path_rate": self.drop_path_rate,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "gelu_approximate": self.gelu_approximate,
+                "relative_grid_size": self.relative_grid_size,
+                "num_prefix_tokens": self.num_prefix_tokens,
+            }
+        )
+        return config

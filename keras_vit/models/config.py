@@ -1,0 +1,190 @@
+"""`ViTConfig`: every choice of the architecture, with its reason, in one place."""
+
+import dataclasses
+import numbers
+from typing import Optional, Tuple, Union
+
+from keras_vit.utils import (
+    check_choice,
+    check_divisible_image_size,
+    check_positive_int,
+    check_rate,
+    to_hw,
+)
+
+POOLINGS = ("token", "gap", None)
+POSITION_EMBEDDINGS = ("learned", "learned_2d", "sincos_2d", "relative", "none")
+PLACEMENTS = ("stem", "every_layer", "every_layer_shared")
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+    """The architecture of a Vision Transformer; defaults are ViT-B/16 at 224.
+
+    Field names are public API (the CLI's `--set FIELD=VALUE`, checkpoint
+    converters and saved models use them).
+    """
+
+    image_size: Union[int, Tuple[int, int]] = 224  # int, or (height, width)
+    patch_size: int = 16  # P; each side of the image must divide by it
+    num_channels: int = 3  # C; 1 for grayscale (digits)
+    hidden_size: int = 768  # D, the width of every token
+    num_layers: int = 12  # L, encoder blocks
+    num_heads: int = 12  # must divide hidden_size
+    mlp_dim: int = 3072  # MLP hidden width, 4 D in Table 1
+    num_classes: int = 1000  # K, the head's outputs
+    dropout_rate: float = 0.0  # after embeddings, attention output, MLP Denses
+    attention_dropout_rate: float = 0.0  # on the attention weights
+    drop_path_rate: float = 0.0  # stochastic depth of the last block; linear in depth
+    layer_norm_epsilon: float = 1e-6  # original and timm; HF uses 1e-12
+    gelu_approximate: bool = False  # True: flax's tanh GELU of the original code
+    pooling: Optional[str] = "token"  # or "gap" (mean of patch tokens), or None
+    representation_size: Optional[int] = None  # pre-logits Dense + tanh (i21k)
+    class_token: bool = True  # prepend a learnable [class] token
+    position_embedding: str = "learned"  # or "learned_2d", "sincos_2d", "relative", "none"
+    position_embedding_placement: str = "stem"  # or "every_layer", "every_layer_shared"
+    include_top: bool = True  # False: pooled features (or all tokens if pooling=None)
+    include_preprocessing: bool = True  # take [0, 255] pixels and normalise inside
+    normalization_mean: Tuple[float, ...] = (0.5,)  # in [0, 1] units, per channel or one
+    normalization_std: Tuple[float, ...] = (0.5,)  # 0.5 and 0.5 give x / 127.5 - 1
+    hybrid_layers: Optional[Tuple[int, ...]] = None  # BiT ResNet stage depths, (3, 4, 9)
+    hybrid_width: int = 64  # BiT ResNet stem width
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        set_("image_size", _int_or_pair("image_size", self.image_size))
+        for name in ("patch_size", "num_channels", "hidden_size", "num_layers",
+                     "num_heads", "mlp_dim", "num_classes", "hybrid_width"):
+            set_(name, check_positive_int(name, getattr(self, name)))
+        for name in ("dropout_rate", "attention_dropout_rate", "drop_path_rate"):
+            set_(name, check_rate(name, getattr(self, name)))
+        if not isinstance(self.layer_norm_epsilon, numbers.Real) or self.layer_norm_epsilon <= 0:
+            raise ValueError(
+                "Received an invalid value for argument `layer_norm_epsilon`, "
+                f"expected a positive float. Received: "
+                f"layer_norm_epsilon={self.layer_norm_epsilon!r}"
+            )
+        set_("layer_norm_epsilon", float(self.layer_norm_epsilon))
+        for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, expected "
+                    f"True or False. Received: {name}={getattr(self, name)!r}"
+                )
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+        check_choice(
+            "position_embedding_placement", self.position_embedding_placement, PLACEMENTS
+        )
+        if self.representation_size is not None:
+            check_positive_int("representation_size", self.representation_size)
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                "Received an invalid value for argument `hidden_size`, expected "
+                f"a multiple of `num_heads`={self.num_heads}. Received: "
+                f"hidden_size={self.hidden_size}, num_heads={self.num_heads}"
+            )
+        if self.pooling == "token" and not self.class_token:
+            raise ValueError(
+                "Received an invalid value for argument `pooling`: 'token' pools "
+                "the class token, but class_token=False. Use pooling='gap'. "
+                "Received: pooling='token', class_token=False"
+            )
+        if self.pooling is None and self.include_top:
+            raise ValueError(
+                "Received an invalid value for argument `pooling`: None (all "
+                "tokens) needs include_top=False. Received: pooling=None, "
+                "include_top=True"
+            )
+        for name in ("normalization_mean", "normalization_std"):
+            value = getattr(self, name)
+            value = (value,) if isinstance(value, numbers.Real) else tuple(value)
+            if len(value) not in (1, self.num_channels):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, expected "
+                    f"1 or num_channels={self.num_channels} values. "
+                    f"Received: {name}={value!r}"
+                )
+            set_(name, tuple(float(v) for v in value))
+        if any(s <= 0 for s in self.normalization_std):
+            raise ValueError(
+                "Received an invalid value for argument `normalization_std`, "
+                f"expected positive values. Received: "
+                f"normalization_std={self.normalization_std!r}"
+            )
+        if self.hybrid_layers is not None:
+            set_("hybrid_layers", tuple(
+                check_positive_int("hybrid_layers", d) for d in self.hybrid_layers
+            ))
+        check_divisible_image_size(self.image_hw, self.patch_size * self.stem_stride)
+
+    # Derived quantities.
+    @property
+    def image_hw(self):
+        """(height, width) of the input images."""
+        return to_hw("image_size", self.image_size)
+
+    @property
+    def stem_stride(self):
+        """How much the hybrid ResNet stem downsamples (1 without one)."""
+        if self.hybrid_layers is None:
+            return 1
+        return 4 * 2 ** (len(self.hybrid_layers) - 1)
+
+    @property
+    def grid_size(self):
+        """(gh, gw), the patch grid."""
+        step = self.patch_size * self.stem_stride
+        return (self.image_hw[0] // step, self.image_hw[1] // step)
+
+    @property
+    def num_patches(self):
+        return self.grid_size[0] * self.grid_size[1]
+
+    @property
+    def num_prefix_tokens(self):
+        return int(self.class_token)
+
+    # Conversions.
+    def replace(self, **changes):
+        """A copy with some fields changed (and checked)."""
+        _check_fields(changes)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain JSON-able dict (tuples become lists)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, values):
+        _check_fields(values)
+        values = dict(values)
+        for name in ("image_size", "normalization_mean", "normalization_std", "hybrid_layers"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def _int_or_pair(name, value):
+    if isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, tuple):
+        return to_hw(name, value)
+    return check_positive_int(name, value)
+
+
+def field_names():
+    return [f.name for f in dataclasses.fields(ViTConfig)]
+
+
+def _check_fields(values):
+    unknown = sorted(set(values) - set(field_names()))
+    if unknown:
+        raise ValueError(
+            f"Unknown ViTConfig field(s) {unknown}. Expected any of: "
+            f"{', '.join(field_names())}"
+        )

@@ -1,0 +1,190 @@
+"""The Vision Transformer as a Keras functional model (paper eq. 1-4)."""
+
+import keras
+
+from keras_vit.layers import (
+    PatchEncoder,
+    Patches,
+    PositionEmbedding,
+    TokenPooling,
+    TransformerBlock,
+)
+from keras_vit.models.config import ViTConfig
+from keras_vit.models.resnet_stem import resnet_stem
+
+
+@keras.saving.register_keras_serializable(package="keras_vit")
+class VisionTransformer(keras.Model):
+    """A Vision Transformer built from a `ViTConfig`.
+
+    A functional model with a named input "images" (B, H, W, C) taking pixel
+    values in [0, 255] (normalised inside unless `include_preprocessing` is
+    False). Outputs logits (B, num_classes); with `include_top=False` the
+    pooled features (B, D), or every token (B, T, D) when pooling is None.
+
+    Layer names are stable (converters look layers up by name):
+    "preprocessing", the hybrid stem's "stem_*"/"stages_*", "patches",
+    "patch_embedding" (Dense, kernel (P*P*C, D): a Conv2D kernel reshaped),
+    "patch_encoder", "transformer_block_{i}", "encoder_norm", "pooling",
+    "pre_logits", "head".
+
+    Args:
+        config: a `ViTConfig`, a dict of its fields, or None for the default.
+        dtype: a dtype policy name or object (e.g. "mixed_bfloat16"). Defaults
+            to Keras' global policy.
+        name: model name. Defaults to "vit".
+
+    Example:
+
+    >>> model = VisionTransformer(ViTConfig(image_size=32, patch_size=4,
+    ...     hidden_size=32, num_layers=2, num_heads=2, mlp_dim=64,
+    ...     num_classes=10))
+    >>> model(keras.ops.zeros((1, 32, 32, 3))).shape
+    (1, 10)
+    """
+
+    def __init__(self, config=None, dtype=None, name="vit", **kwargs):
+        if config is None:
+            config = ViTConfig()
+        elif isinstance(config, dict):
+            config = ViTConfig.from_dict(config)
+        elif not isinstance(config, ViTConfig):
+            raise ValueError(
+                "Received an invalid value for argument `config`, expected a "
+                f"ViTConfig or a dict. Received: config={config!r}"
+            )
+        policy = keras.dtype_policies.get(dtype) if dtype else keras.config.dtype_policy()
+        inputs = keras.Input(config.image_hw + (config.num_channels,), name="images")
+        outputs = _forward(inputs, config, policy)
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        self.config = config
+        self._policy_config = keras.dtype_policies.serialize(policy)
+
+    def get_config(self):
+        return {
+            "config": self.config.to_dict(),
+            "dtype": self._policy_config,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+
+def _forward(images, config, policy):
+    """The whole forward pass, top to bottom."""
+    c = config
+    x = images
+    if c.include_preprocessing:
+        mean = [m * 255.0 for m in c.normalization_mean]
+        std = [s * 255.0 for s in c.normalization_std]
+        x = keras.layers.Rescaling(
+            scale=[1.0 / s for s in std] if len(std) > 1 else 1.0 / std[0],
+            offset=[-m / s for m, s in zip(mean, std)] if len(std) > 1 else -mean[0] / std[0],
+            dtype=policy,
+            name="preprocessing",
+        )(x)  # (B, H, W, C)
+    if c.hybrid_layers is not None:
+        x = resnet_stem(x, c.hybrid_layers, c.hybrid_width, policy)  # (B, H/16, W/16, C')
+    x = Patches(c.patch_size, dtype=policy, name="patches")(x)  # (B, N, P*P*C)
+    x = keras.layers.Dense(
+        c.hidden_size, kernel_initializer="lecun_normal", dtype=policy, name="patch_embedding"
+    )(x)  # (B, N, D) = x_p E
+    absolute = c.position_embedding not in ("relative", "none")
+    at_stem = absolute and c.position_embedding_placement == "stem"
+    x = PatchEncoder(
+        c.grid_size,
+        class_token=c.class_token,
+        position_embedding=c.position_embedding if at_stem else "none",
+        dtype=policy,
+        name="patch_encoder",
+    )(x)  # (B, T, D) = z_0
+    x = keras.layers.Dropout(c.dropout_rate, dtype=policy, name="embedding_dropout")(x)
+
+    def position_embedding(name):
+        return PositionEmbedding(
+            c.grid_size, c.position_embedding, c.num_prefix_tokens, dtype=policy, name=name
+        )
+
+    shared = None
+    if absolute and c.position_embedding_placement == "every_layer_shared":
+        shared = position_embedding("position_embedding")
+    for i in range(c.num_layers):
+        if shared is not None:
+            x = shared(x)
+        elif absolute and c.position_embedding_placement == "every_layer":
+            x = position_embedding(f"position_embedding_{i}")(x)
+        x = TransformerBlock(
+            num_heads=c.num_heads,
+            mlp_dim=c.mlp_dim,
+            dropout_rate=c.dropout_rate,
+            attention_dropout_rate=c.attention_dropout_rate,
+            drop_path_rate=c.drop_path_rate * i / max(c.num_layers - 1, 1),
+            layer_norm_epsilon=c.layer_norm_epsilon,
+            gelu_approximate=c.gelu_approximate,
+            relative_grid_size=c.grid_size if c.position_embedding == "relative" else None,
+            num_prefix_tokens=c.num_prefix_tokens,
+            dtype=policy,
+            name=f"transformer_block_{i}",
+        )(x)  # (B, T, D) = z_l
+    x = keras.layers.LayerNormalization(
+        epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"
+    )(x)
+    if c.pooling is None:
+        return x  # (B, T, D)
+    x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
+    if not c.include_top:
+        return x
+    if c.representation_size is not None:
+        x = keras.layers.Dense(
+            c.representation_size, activation="tanh", dtype=policy, name="pre_logits"
+        )(x)
+    # Zero-initialised head (paper section 3.2); float32 logits under mixed precision.
+    return keras.layers.Dense(
+        c.num_classes,
+        kernel_initializer="zeros",
+        bias_initializer="zeros",
+        dtype="float32",
+        name="head",
+    )(x)  # (B, K)
+
+
+def ViT(config=None, dtype=None, name=None, **fields):
+    """Builds a Vision Transformer.
+
+    Args:
+        config: a `ViTConfig`, a dict of its fields, a variant name such as
+            "B/16" or "ViT-B/16", or None (ViT-B/16's config).
+        dtype: dtype policy, e.g. "mixed_bfloat16". Defaults to the global one.
+        name: model name. Defaults to "vit".
+        **fields: `ViTConfig` fields that override the config's.
+
+    Returns:
+        A `VisionTransformer` (a `keras.Model`).
+
+    Example:
+
+    >>> model = ViT("Ti/16", image_size=32, num_classes=10)
+    """
+    from keras_vit.models.variants import variant_config
+
+    if config is None:
+        config = ViTConfig()
+    elif isinstance(config, str):
+        config = variant_config(config)
+    elif isinstance(config, dict):
+        config = ViTConfig.from_dict(config)
+    elif not isinstance(config, ViTConfig):
+        raise ValueError(
+            "Received an invalid value for argument `config`, expected a "
+            "ViTConfig, a dict or a variant name like 'B/16'. "
+            f"Received: config={config!r}"
+        )
+    if fields:
+        config = config.replace(**fields)
+    return VisionTransformer(config, dtype=dtype, name=name or "vit")

@@ -1,0 +1,58 @@
+"""Argument checks shared by layers and configs; each error names the argument."""
+
+import numbers
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"positive integer. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"float in [0, 1). Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def check_choice(name, value, options):
+    if value not in options:
+        listed = ", ".join(repr(o) for o in options)
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected one "
+            f"of {listed}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def to_hw(name, value):
+    """Returns an (height, width) tuple from an int or a pair of ints."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected an "
+            f"int or a (height, width) pair. Received: {name}={value!r}"
+        )
+    return (check_positive_int(name, value[0]), check_positive_int(name, value[1]))
+
+
+def check_divisible_image_size(image_size, patch_size, name="image_size"):
+    """Raises a ValueError naming the side that `patch_size` does not divide."""
+    for side, size in zip(("height", "width"), image_size):
+        if size % patch_size:
+            lower = (size // patch_size) * patch_size
+            nearest = [s for s in (lower, lower + patch_size) if s > 0]
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`: the image "
+                f"{side} {size} is not divisible by the patch size "
+                f"{patch_size}. The nearest {side}s that work are "
+                f"{' and '.join(str(s) for s in nearest)}. "
+                f"Received: {name}={tuple(image_size)}, patch_size={patch_size}"
+            )
