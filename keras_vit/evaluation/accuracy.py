@@ -1,0 +1,207 @@
+"""Top-k accuracy, frozen features, and `evaluate`: a model over a data set."""
+
+import time
+
+import numpy as np
+
+from keras_vit.evaluation.fewshot import L2_REG, SHOTS, fewshot_accuracy
+from keras_vit.utils import check_positive_int
+
+
+def top_k_accuracy(logits, labels, k=1):
+    """Fraction of rows whose label is among the `k` largest logits.
+
+    Args:
+        logits: (N, K) scores (logits or probabilities).
+        labels: (N,) int labels, or (N, K) one-hot rows.
+        k: how many of the top scores count. Defaults to 1.
+
+    Ties are broken by class index (the lower class ranks first), as a stable
+    sort does; `sklearn.metrics.top_k_accuracy_score` agrees on untied rows.
+    """
+    logits = np.asarray(logits)
+    labels = _int_labels(labels)
+    k = check_positive_int("k", k)
+    if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            "Received an invalid value for argument `logits`, expected shape "
+            f"(N, K) with N = len(labels) = {labels.shape[0]}. Received: shape {logits.shape}"
+        )
+    if k > logits.shape[1]:
+        raise ValueError(
+            f"Received an invalid value for argument `k`, expected at most the "
+            f"number of classes {logits.shape[1]}. Received: k={k}"
+        )
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]  # (N, k)
+    return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+def feature_model(model):
+    """A model from `model`'s input to its frozen features, as the paper uses.
+
+    The features are the representation before the head: the "pre_logits"
+    output where the model has one, else the pooled output ("pooling"); a
+    model built with `include_top=False` is its own feature model. For other
+    Keras models, the input of the last layer.
+    """
+    import keras
+
+    names = {layer.name for layer in model.layers}
+    if "head" not in names and "pooling" in names:
+        return model  # include_top=False
+    for name in ("pre_logits", "pooling"):
+        if name in names:
+            return keras.Model(model.inputs, model.get_layer(name).output)
+    return keras.Model(model.inputs, model.layers[-1].input)
+
+
+def extract_features(model, data, batch_size=64):
+    """Frozen features and labels of a whole data set.
+
+    Args:
+        model: a classifier (its features are taken before the head, see
+            `feature_model`) or a model built with `include_top=False`.
+        data: see `evaluate`.
+        batch_size: batch size when `data` is an (images, labels) pair.
+
+    Returns:
+        (features (N, D) float32, labels (N,) int64).
+    """
+    features, labels = [], []
+    extractor = feature_model(model)
+    for images, y in iterate_batches(data, batch_size):
+        features.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float32))
+        labels.append(y)
+    _check_not_empty(labels)
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def evaluate(
+    model,
+    data,
+    fewshot_data=None,
+    top_k=(1, 5),
+    shots=SHOTS,
+    l2_reg=L2_REG,
+    seed=0,
+    num_seeds=1,
+    batch_size=64,
+):
+    """Top-k accuracy of `model` on `data`, and few-shot linear accuracy.
+
+    Args:
+        model: a Keras classifier whose outputs are logits or probabilities
+            (N, K); a model built with `include_top=False` gets few-shot
+            accuracy only.
+        data: the evaluation split: a `tf.data.Dataset` or any iterable of
+            batches `(images, labels)` (or dicts with "image"/"label"), or an
+            `(images, labels)` pair of arrays. Labels are ints or one-hot.
+        fewshot_data: the split the few-shot examples are drawn from (the
+            training split), in the same forms; None skips few-shot.
+            Defaults to None.
+        top_k: the k of each top-k accuracy; a k above the number of classes
+            is left out. Defaults to (1, 5).
+        shots: few-shot shot counts per class. Defaults to (1, 5, 10, 25).
+        l2_reg: few-shot ridge penalty. Defaults to 2**10 (big_vision).
+        seed: seed of the shot selection. Defaults to 0.
+        num_seeds: few-shot selections averaged. Defaults to 1.
+        batch_size: batch size for array input. Defaults to 64.
+
+    Returns:
+        A dict: "num_examples", "top1", "top5", ... (those that apply),
+        "fewshot" {"1": acc, "5": acc, ...} when `fewshot_data` is given,
+        "fewshot_l2_reg", "fewshot_seed", "seconds".
+
+    Example:
+
+    >>> keras_vit.evaluation.evaluate(model, (x_test, y_test),
+    ...                               fewshot_data=(x_train, y_train))
+    """
+    import keras
+
+    start = time.perf_counter()
+    extractor = feature_model(model)
+    has_head = extractor is not model
+    both = keras.Model(model.inputs, [model.outputs[0], extractor.outputs[0]]) if has_head else None
+    logits, features, labels = [], [], []
+    for images, y in iterate_batches(data, batch_size):
+        if has_head:
+            out, feats = both.predict_on_batch(images)
+            logits.append(np.asarray(out, dtype=np.float32))
+        else:
+            feats = extractor.predict_on_batch(images)
+        features.append(np.asarray(feats, dtype=np.float32))
+        labels.append(y)
+    _check_not_empty(labels)
+    labels = np.concatenate(labels)
+    results = {"num_examples": int(labels.shape[0])}
+    num_classes = None
+    if has_head:
+        logits = np.concatenate(logits)
+        num_classes = logits.shape[1]
+        for k in top_k:
+            if check_positive_int("top_k", k) == 1 or num_classes > k:  # top-5 where K > 5
+                results[f"top{k}"] = top_k_accuracy(logits, labels, k)
+    if fewshot_data is not None:
+        train_features, train_labels = extract_features(model, fewshot_data, batch_size)
+        if num_classes is None:
+            num_classes = int(max(labels.max(), train_labels.max())) + 1
+        accuracies = fewshot_accuracy(
+            train_features,
+            train_labels,
+            np.concatenate(features),
+            labels,
+            num_classes=num_classes,
+            shots=shots,
+            l2_reg=l2_reg,
+            seed=seed,
+            num_seeds=num_seeds,
+        )
+        results["fewshot"] = {str(n): acc for n, acc in accuracies.items()}
+        results["fewshot_l2_reg"] = float(l2_reg)
+        results["fewshot_seed"] = int(seed)
+    results["seconds"] = round(time.perf_counter() - start, 3)
+    return results
+
+
+def iterate_batches(data, batch_size=64):
+    """Yields (images, int labels) numpy batches from the forms `evaluate` takes."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
+        images, labels = np.asarray(data[0]), _int_labels(data[1])
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                "Received an invalid value for argument `data`, expected as many "
+                f"images as labels. Received: {images.shape[0]} images, "
+                f"{labels.shape[0]} labels"
+            )
+        for i in range(0, images.shape[0], batch_size):
+            yield images[i : i + batch_size], labels[i : i + batch_size]
+        return
+    batches = data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data
+    for batch in batches:
+        if isinstance(batch, dict):
+            images = batch.get("image", batch.get("images"))
+            labels = batch.get("label", batch.get("labels"))
+        elif isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+            images, labels = batch[0], batch[1]
+        else:
+            images = labels = None
+        if images is None or labels is None:
+            raise ValueError(
+                "Received an invalid value for argument `data`, expected batches "
+                "of (images, labels) or dicts with 'image' and 'label'. "
+                f"Received a batch of type {type(batch).__name__}"
+            )
+        yield np.asarray(images), _int_labels(labels)
+
+
+def _int_labels(labels):
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:  # one-hot or soft
+        labels = labels.argmax(axis=1)
+    return labels.reshape(-1).astype(np.int64)
+
+
+def _check_not_empty(batches):
+    if not batches:
+        raise ValueError("Received an invalid value for argument `data`: it holds no examples.")

@@ -1,0 +1,215 @@
+"""Loading a saved model safely, reading images, and predicting their classes."""
+
+import json
+import pathlib
+import zipfile
+
+import numpy as np
+
+from keras_vit.utils import check_positive_int
+
+# The digits model `keras-vit train` makes and the project ships (weights/).
+DIGITS_MODEL = pathlib.Path(__file__).resolve().parents[2] / "weights" / "digits" / "model.keras"
+
+
+def load_model(path):
+    """Loads a `.keras` file, with a one-line ValueError for anything else.
+
+    Keras' own messages mislead here (garbage bytes read "File not found"),
+    so the file is checked first: it must exist, end in `.keras` and be a
+    zip holding a Keras model's `config.json`. Loading uses Keras' safe mode
+    (no arbitrary code, no unpickling).
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: `path` is not a Keras model file.
+    """
+    import keras
+
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if not path.is_file() or path.suffix != ".keras":
+        raise ValueError(f"not a Keras model file: {path} (expected a .keras file)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            json.loads(archive.read("config.json"))
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"not a Keras model file: {path} (a .keras file is a zip with "
+            f"config.json; {type(error).__name__}: {_one_line(error)})"
+        ) from None
+    if bad is not None:
+        raise ValueError(f"not a Keras model file: {path} (corrupt member {bad!r})")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - any failure is the file's fault here
+        raise ValueError(
+            f"could not load the Keras model {path}: {type(error).__name__}: "
+            f"{_one_line(error)}"
+        ) from None
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"not a Keras model file: {path} (holds a {type(model).__name__})")
+    return model
+
+
+def load_images(paths, image_size, num_channels):
+    """Reads PNG/JPEG files into a (B, H, W, C) float32 array of [0, 255] pixels.
+
+    Each image is converted to the model's channels (1: grayscale "L",
+    3: "RGB") and resized to (H, W) with bilinear interpolation.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: a file is not an image, or `num_channels` is not 1 or 3.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    height, width = image_size
+    if num_channels not in (1, 3):
+        raise ValueError(
+            "Received an invalid value for argument `num_channels`, expected 1 "
+            f"(grayscale) or 3 (RGB) to read images for. Received: num_channels={num_channels}"
+        )
+    mode = "L" if num_channels == 1 else "RGB"
+    arrays = []
+    for path in paths:
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        try:
+            with Image.open(path) as image:
+                image = image.convert(mode).resize((width, height), Image.BILINEAR)
+                array = np.asarray(image, dtype=np.float32)
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(
+                f"not an image: {path} (expected PNG or JPEG; "
+                f"{type(error).__name__}: {_one_line(error)})"
+            ) from None
+        arrays.append(array.reshape(height, width, num_channels))
+    return np.stack(arrays)
+
+
+def predict_images(model, paths, top=5, class_names=None, invert=False, batch_size=32):
+    """Classifies image files with `model`.
+
+    Args:
+        model: a Keras classifier taking (B, H, W, C) pixels in [0, 255] (a
+            keras-vit model normalises inside), or a path to a `.keras` file.
+        paths: image file paths (PNG, JPEG, anything PIL reads).
+        top: how many classes to report per image (at most K). Defaults to 5.
+        class_names: names of the K classes, or None for their indices.
+            Defaults to None.
+        invert: replace pixels x by 255 - x before predicting (e.g. dark ink
+            on white paper for the digits model, which saw light on dark).
+            Defaults to False.
+        batch_size: images per forward pass. Defaults to 32.
+
+    Returns:
+        One dict per image: {"path": str, "predictions": [{"class": index,
+        "name": str, "probability": float}, ...]}, most probable first.
+
+    Example:
+
+    >>> keras_vit.evaluation.predict_images("weights/digits/model.keras",
+    ...                                     ["seven.png"], top=3)
+    """
+    if isinstance(model, (str, pathlib.Path)):
+        model = load_model(model)
+    top = check_positive_int("top", top)
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError("Received an invalid value for argument `paths`: no image files given.")
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3 or None in shape:
+        raise ValueError(
+            "Received an invalid value for argument `model`, expected an input "
+            f"of fixed shape (H, W, C). Received: input shape {shape}"
+        )
+    images = load_images(paths, shape[:2], shape[2])
+    if invert:
+        images = 255.0 - images
+    images = _normalise_if_needed(model, images)
+    outputs = np.concatenate(
+        [np.asarray(model.predict_on_batch(images[i : i + batch_size]), dtype=np.float64)
+         for i in range(0, len(images), batch_size)]
+    )
+    if outputs.ndim != 2:
+        raise ValueError(
+            "Received an invalid value for argument `model`, expected a classifier "
+            f"with outputs (B, K). Received: outputs of shape {outputs.shape}"
+        )
+    probabilities = outputs if _outputs_probabilities(model) else _softmax(outputs)
+    num_classes = probabilities.shape[1]
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(
+            "Received an invalid value for argument `class_names`, expected "
+            f"{num_classes} names (the model's classes). Received: {len(class_names)}"
+        )
+    results = []
+    for path, p in zip(paths, probabilities):
+        order = np.argsort(-p, kind="stable")[: min(top, num_classes)]
+        results.append({
+            "path": path,
+            "predictions": [
+                {
+                    "class": int(k),
+                    "name": str(class_names[k]) if class_names is not None else str(k),
+                    "probability": float(p[k]),
+                }
+                for k in order
+            ],
+        })
+    return results
+
+
+def class_names_for(model_path):
+    """Class names saved beside a model by `keras-vit train`, or None.
+
+    Looks for "class_names" in `metrics.json` or a `class_names.json` list
+    in the model's folder.
+    """
+    folder = pathlib.Path(model_path).resolve().parent
+    for name, key in (("class_names.json", None), ("metrics.json", "class_names")):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (ValueError, OSError):
+            continue
+        names = data.get(key) if key and isinstance(data, dict) else data
+        if isinstance(names, list) and names:
+            return [str(n) for n in names]
+    return None
+
+
+def _normalise_if_needed(model, images):
+    """A keras-vit model built with include_preprocessing=False wants normalised input."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "include_preprocessing", True):
+        return images
+    mean = np.asarray(config.normalization_mean, dtype=np.float32)
+    std = np.asarray(config.normalization_std, dtype=np.float32)
+    return (images / 255.0 - mean) / std
+
+
+def _outputs_probabilities(model):
+    import keras
+
+    activation = getattr(model.layers[-1], "activation", None)
+    return activation is keras.activations.softmax or getattr(
+        model.layers[-1], "__class__", None
+    ) is keras.layers.Softmax
+
+
+def _softmax(x):
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
