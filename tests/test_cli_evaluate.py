@@ -1,0 +1,137 @@
+"""`keras-vit evaluate` and `keras-vit predict`, in-process through cli.main."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_vit
+from keras_vit import evaluation
+from keras_vit.cli import main
+
+
+@pytest.fixture(scope="module")
+def digit_model_path(tmp_path_factory):
+    """A tiny grayscale 10-class ViT with a random head, saved as .keras."""
+    model = keras_vit.ViT(
+        image_size=16, patch_size=4, num_channels=1, hidden_size=32, num_layers=2,
+        num_heads=2, mlp_dim=64, num_classes=10,
+    )
+    head = model.get_layer("head")
+    rng = np.random.default_rng(1)
+    head.set_weights([rng.normal(size=w.shape).astype("float32") for w in head.get_weights()])
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, ext in enumerate(("png", "jpg")):
+        path = tmp_path / f"digit{i}.{ext}"
+        Image.fromarray(rng.integers(0, 256, size=(28, 20, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def one_error_line(capsys, command):
+    """The error a failing command printed: exactly one line, no traceback."""
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"keras-vit {command}: error: ")
+    assert "Traceback" not in captured.err + captured.out
+    return lines[0]
+
+
+def test_predict_prints_class_and_probability_per_image(digit_model_path, images, capsys):
+    assert main(["predict", *map(str, images), "--model", str(digit_model_path), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    expected = evaluation.predict_images(digit_model_path, images, top=3)
+    assert len(lines) == 2
+    for line, result in zip(lines, expected):
+        shown = ", ".join(
+            f"{p['name']} ({p['probability']:.4f})" for p in result["predictions"]
+        )
+        assert line == f"{result['path']}: {shown}"
+
+    assert main(["predict", str(images[0]), "--model", str(digit_model_path), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    (best,) = result["predictions"]
+    assert best["class"] == expected[0]["predictions"][0]["class"]
+    assert best["probability"] == pytest.approx(expected[0]["predictions"][0]["probability"])
+
+
+def test_predict_uses_class_names_saved_beside_the_model(digit_model_path, images, capsys, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(digit_model_path.read_bytes())
+    names = [f"digit-{i}" for i in range(10)]
+    (folder / "metrics.json").write_text(json.dumps({"class_names": names}))
+    assert main(["predict", str(images[0]), "--model", str(folder / "model.keras")]) == 0
+    top = evaluation.predict_images(digit_model_path, images[:1], top=1)[0]["predictions"][0]
+    assert capsys.readouterr().out.strip() == (
+        f"{images[0]}: digit-{top['class']} ({top['probability']:.4f})"
+    )
+
+
+def test_predict_without_model_uses_the_shipped_digits_model(images, capsys):
+    code = main(["predict", str(images[0])])
+    if evaluation.DIGITS_MODEL.is_file():
+        assert code == 0
+        line = capsys.readouterr().out.strip()
+        assert line.startswith(f"{images[0]}: ") and line.split(": ")[1][0] in "0123456789"
+    else:
+        assert code == 1
+        assert "digits model" in one_error_line(capsys, "predict")
+
+
+@pytest.mark.parametrize("kind", ["text", "empty", "missing"])
+def test_predict_bad_image_is_one_line(digit_model_path, tmp_path, capsys, kind):
+    path = tmp_path / "notes.png"
+    if kind == "text":
+        path.write_text("this is not a picture")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    code = main(["predict", str(path), "--model", str(digit_model_path)])
+    assert code == 1
+    line = one_error_line(capsys, "predict")
+    assert str(path) in line
+    assert ("image file not found" if kind == "missing" else "not an image") in line
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("kind", ["garbage", "text", "truncated", "missing", "directory"])
+def test_bad_model_file_is_one_line(digit_model_path, images, tmp_path, capsys, command, kind):
+    if kind == "garbage":
+        path = tmp_path / "model.keras"
+        path.write_bytes(np.random.default_rng(0).bytes(1000))
+    elif kind == "text":
+        path = tmp_path / "model.txt"
+        path.write_text("a model, honestly")
+    elif kind == "truncated":
+        path = tmp_path / "model.keras"
+        data = digit_model_path.read_bytes()
+        path.write_bytes(data[: len(data) * 2 // 3])
+    elif kind == "missing":
+        path = tmp_path / "absent.keras"
+    else:
+        path = tmp_path / "folder.keras"
+        path.mkdir()
+    argv = (
+        ["predict", str(images[0]), "--model", str(path)]
+        if command == "predict"
+        else ["evaluate", "--model", str(path), "--data", "digits"]
+    )
+    assert main(argv) == 1
+    line = one_error_line(capsys, command)
+    assert str(path) in line
+    assert ("model file not found" if kind == "missing" else "not a Keras model file") in line
+
+
+def test_bad_shots_is_one_line(digit_model_path, capsys):
+    assert main(["evaluate", "--model", str(digit_model_path), "--shots", "5,x"]) == 1
+    assert "--shots" in one_error_line(capsys, "evaluate")
