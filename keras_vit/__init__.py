@@ -30,5 +30,6 @@ from keras_vit.models import (
     VisionTransformer,
     variant_config,
 )
+from keras_vit import evaluation  # numpy and keras only; no tensorflow
 
 __version__ = "0.1.0"
