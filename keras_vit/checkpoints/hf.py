@@ -1,0 +1,153 @@
+"""HuggingFace transformers ViT folders: config.json + model.safetensors.
+
+Keys (with `vit.` before them in ViTForImageClassification):
+`embeddings.cls_token`, `embeddings.position_embeddings` (1, 1+N, D),
+`embeddings.patch_embeddings.projection` (a Conv2D (D, C, P, P)),
+`encoder.layer.{i}.layernorm_before|layernorm_after`,
+`encoder.layer.{i}.attention.attention.query|key|value` (separate (D, D)),
+`encoder.layer.{i}.attention.output.dense`, `.intermediate.dense`,
+`.output.dense`, `layernorm`, `pooler.dense` (ViTModel's Dense + tanh on the
+class token: our pre-logits), `classifier`. transformers 5 names these
+`layers.{i}.attention.q_proj|k_proj|v_proj|o_proj` and `mlp.fc1|fc2` in
+memory; both spellings are read.
+
+config.json gives the architecture, `hidden_act` (exact "gelu" or a tanh
+approximation) and `layer_norm_eps` (1e-12 by default);
+preprocessor_config.json the normalisation (HF's ViT default: mean = std = 0.5).
+"""
+
+import json
+import os
+import re
+
+import numpy as np
+
+from keras_vit.checkpoints.npz import port_top
+from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel
+
+_EXACT = ("gelu",)
+_APPROXIMATE = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_approximate")
+
+# transformers 5 in-memory names -> the names of the published files.
+_V5_NAMES = [
+    (r"^(vit\.)?layers\.(\d+)\.attention\.(q|k|v)_proj\.",
+     lambda m: f"{m[1] or ''}encoder.layer.{m[2]}.attention.attention."
+               f"{dict(q='query', k='key', v='value')[m[3]]}."),
+    (r"^(vit\.)?layers\.(\d+)\.attention\.o_proj\.",
+     lambda m: f"{m[1] or ''}encoder.layer.{m[2]}.attention.output.dense."),
+    (r"^(vit\.)?layers\.(\d+)\.mlp\.fc1\.", lambda m: f"{m[1] or ''}encoder.layer.{m[2]}.intermediate.dense."),
+    (r"^(vit\.)?layers\.(\d+)\.mlp\.fc2\.", lambda m: f"{m[1] or ''}encoder.layer.{m[2]}.output.dense."),
+    (r"^(vit\.)?layers\.(\d+)\.", lambda m: f"{m[1] or ''}encoder.layer.{m[2]}."),
+]
+
+
+def normalise_keys(tensors):
+    out = {}
+    for key, value in tensors.items():
+        for pattern, repl in _V5_NAMES:
+            new = re.sub(pattern, repl, key)
+            if new != key:
+                key = new
+                break
+        out[key] = value
+    return out
+
+
+def read_json(path, what):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({what}): {error}") from None
+
+
+def read_meta(folder):
+    """(config.json dict, normalisation (mean, std)) of an HF folder."""
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.exists(config_path):
+        raise CheckpointError(f"{folder} has no config.json (an HF ViT folder needs one).")
+    config = read_json(config_path, "HF config")
+    mean, std = (0.5,), (0.5,)  # ViTImageProcessor's defaults
+    pre = os.path.join(folder, "preprocessor_config.json")
+    if os.path.exists(pre):
+        p = read_json(pre, "HF preprocessor config")
+        if p.get("do_rescale", True) and abs(p.get("rescale_factor", 1 / 255) - 1 / 255) > 1e-12:
+            raise CheckpointError(
+                f"{pre}: rescale_factor {p['rescale_factor']} is not 1/255; only "
+                "[0, 255] pixels rescaled to [0, 1] are supported."
+            )
+        if p.get("do_normalize", True):
+            mean, std = tuple(p.get("image_mean", mean)), tuple(p.get("image_std", std))
+        else:
+            mean, std = (0.0,), (1.0,)
+    return config, (mean, std)
+
+
+def infer_config(tensors, source, meta):
+    config, (mean, std) = meta
+    if config.get("model_type", "vit") != "vit":
+        raise CheckpointError(
+            f"{source}: model_type {config.get('model_type')!r} is not 'vit'."
+        )
+    act = config.get("hidden_act", "gelu")
+    if act not in _EXACT + _APPROXIMATE:
+        raise CheckpointError(f"{source}: hidden_act {act!r} is not a GELU this model has.")
+    prefix = "vit." if "vit.embeddings.patch_embeddings.projection.weight" in tensors else ""
+    if f"{prefix}embeddings.patch_embeddings.projection.weight" not in tensors:
+        raise CheckpointError(
+            f"{source} is not an HF ViT: no `embeddings.patch_embeddings.projection.weight`. "
+            f"Its first keys: {sorted(tensors)[:5]}"
+        )
+    width, channels, patch, _ = tensors[f"{prefix}embeddings.patch_embeddings.projection.weight"].shape
+    layers = 0
+    while f"{prefix}encoder.layer.{layers}.layernorm_before.weight" in tensors:
+        layers += 1
+    class_token = f"{prefix}embeddings.cls_token" in tensors
+    fields = dict(
+        patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
+        num_layers=layers, num_heads=int(config.get("num_attention_heads", 12)),
+        mlp_dim=int(tensors[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0]),
+        class_token=class_token, pooling="token",
+        layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-12)),
+        gelu_approximate=act in _APPROXIMATE,
+        normalization_mean=mean, normalization_std=std,
+    )
+    if "classifier.weight" in tensors:
+        fields["num_classes"] = int(tensors["classifier.weight"].shape[0])
+    if f"{prefix}pooler.dense.weight" in tensors:
+        fields["representation_size"] = int(tensors[f"{prefix}pooler.dense.weight"].shape[0])
+    n_patches = tensors[f"{prefix}embeddings.position_embeddings"].shape[1] - class_token
+    size = config.get("image_size")
+    if size is not None:
+        fields["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
+    return fields, n_patches, dict(prefix=prefix)
+
+
+def port(porter, config, layout):
+    p = layout["prefix"]
+    t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
+    porter.port(f"{p}embeddings.patch_embeddings.projection.weight", "patch_embedding/kernel",
+                conv_to_dense_kernel)
+    porter.port(f"{p}embeddings.patch_embeddings.projection.bias", "patch_embedding/bias")
+    if config.class_token:
+        porter.port(f"{p}embeddings.cls_token", "patch_encoder/class_token")
+    porter.port(f"{p}embeddings.position_embeddings", "patch_encoder/position_embedding/embeddings")
+    for i in range(config.num_layers):
+        src, dst = f"{p}encoder.layer.{i}.", f"transformer_block_{i}/"
+        for s, k in (("layernorm_before", "layer_norm_1"), ("layernorm_after", "layer_norm_2")):
+            porter.port(f"{src}{s}.weight", f"{dst}{k}/gamma")
+            porter.port(f"{src}{s}.bias", f"{dst}{k}/beta")
+        qkv = tuple(f"{src}attention.attention.{n}" for n in ("query", "key", "value"))
+        porter.port(tuple(f"{k}.weight" for k in qkv), f"{dst}attention/qkv/kernel",
+                    lambda *w: np.concatenate([x.T for x in w], axis=1))  # (D, 3D)
+        porter.port(tuple(f"{k}.bias" for k in qkv), f"{dst}attention/qkv/bias",
+                    lambda *b: np.concatenate(b))
+        porter.port(f"{src}attention.output.dense.weight", f"{dst}attention/output/kernel", t)
+        porter.port(f"{src}attention.output.dense.bias", f"{dst}attention/output/bias")
+        for s, k in (("intermediate", "dense_1"), ("output", "dense_2")):
+            porter.port(f"{src}{s}.dense.weight", f"{dst}mlp/{k}/kernel", t)
+            porter.port(f"{src}{s}.dense.bias", f"{dst}mlp/{k}/bias")
+    porter.port(f"{p}layernorm.weight", "encoder_norm/gamma")
+    porter.port(f"{p}layernorm.bias", "encoder_norm/beta")
+    port_top(porter, config, (f"{p}pooler.dense.weight", f"{p}pooler.dense.bias"),
+             ("classifier.weight", "classifier.bias"), transpose=True)

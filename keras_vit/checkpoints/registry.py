@@ -1,0 +1,129 @@
+"""The official checkpoints: where they are and what they expect.
+
+Plain data (timm's pretrained configs and keras-hub's presets do the same).
+Every file here is an original Google `.npz` on storage.googleapis.com:
+
+- AugReg (Steiner et al., "How to train your ViT?", 2021; the checkpoints
+  vit_jax's README recommends): `augreg_in21k` (ImageNet-21k pre-training,
+  21843 classes), `augreg_in1k` (ImageNet-1k from scratch, fine-tuned at 224),
+  `augreg_in21k_ft_in1k` (21k pre-trained, ImageNet-1k fine-tuned at 224),
+  and `_384` variants fine-tuned at 384.
+- The paper's original release (Dosovitskiy et al., 2021): `orig_in21k`
+  (imagenet21k/, with the pre-logits layer, 21843 classes) and
+  `orig_in21k_ft_in1k` (imagenet21k+imagenet2012/, fine-tuned at 384).
+
+All take pixels scaled as x / 127.5 - 1 (mean = std = 0.5 in [0, 1] units).
+No sha256 is published for these files, so `sha256` is None (the download is
+then not checked against a hash); set one here when it is known.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+_AUGREG = "https://storage.googleapis.com/vit_models/augreg/"
+_ORIG = "https://storage.googleapis.com/vit_models/"
+_FT = "--imagenet2012-steps_20k-lr_{lr}-res_{res}.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """One published checkpoint."""
+
+    variant: str  # "B/16"
+    tag: str  # "augreg_in21k"
+    url: str
+    resolution: int  # the image size it was trained or fine-tuned at
+    num_classes: int  # 21843 (ImageNet-21k) or 1000 (ImageNet-1k)
+    format: str = "npz"
+    sha256: Optional[str] = None  # None where no hash is published
+    normalization_mean: Tuple[float, ...] = (0.5, 0.5, 0.5)
+    normalization_std: Tuple[float, ...] = (0.5, 0.5, 0.5)
+    description: str = ""
+
+    @property
+    def name(self):
+        return f"{self.variant}:{self.tag}"
+
+    @property
+    def filename(self):
+        return f"vit-{self.variant.replace('/', '_')}-{self.tag}.npz"
+
+
+def _augreg(variant, stem, ft_lr, i1k=None, ft_384=False, i1k_384=False):
+    size = variant.replace("/", "_")
+    out = [
+        Checkpoint(variant, "augreg_in21k", f"{_AUGREG}{size}-{stem}.npz", 224, 21843,
+                   description="AugReg, ImageNet-21k pre-training"),
+        Checkpoint(variant, "augreg_in21k_ft_in1k",
+                   f"{_AUGREG}{size}-{stem}" + _FT.format(lr=ft_lr, res=224), 224, 1000,
+                   description="AugReg, ImageNet-21k, fine-tuned on ImageNet-1k at 224"),
+    ]
+    if ft_384:
+        out.append(Checkpoint(
+            variant, "augreg_in21k_ft_in1k_384",
+            f"{_AUGREG}{size}-{stem}" + _FT.format(lr=ft_lr, res=384), 384, 1000,
+            description="AugReg, ImageNet-21k, fine-tuned on ImageNet-1k at 384"))
+    if i1k:
+        out.append(Checkpoint(
+            variant, "augreg_in1k", f"{_AUGREG}{size}-{i1k}" + _FT.format(lr="0.01", res=224),
+            224, 1000, description="AugReg, ImageNet-1k only, fine-tuned at 224"))
+    if i1k_384:
+        out.append(Checkpoint(
+            variant, "augreg_in1k_384", f"{_AUGREG}{size}-{i1k}" + _FT.format(lr="0.01", res=384),
+            384, 1000, description="AugReg, ImageNet-1k only, fine-tuned at 384"))
+    return out
+
+
+def _original(variant, ft=True):
+    size = variant.replace("/", "_")
+    out = [Checkpoint(variant, "orig_in21k", f"{_ORIG}imagenet21k/ViT-{size}.npz", 224, 21843,
+                      description="original release, ImageNet-21k (with pre-logits)")]
+    if ft:
+        out.append(Checkpoint(
+            variant, "orig_in21k_ft_in1k", f"{_ORIG}imagenet21k%2Bimagenet2012/ViT-{size}.npz",
+            384, 1000, description="original release, ImageNet-21k + ImageNet-1k at 384"))
+    return out
+
+
+# File names as published (the vit_jax README and timm's pretrained configs).
+_ENTRIES = (
+    _augreg("Ti/16", "i21k-300ep-lr_0.001-aug_none-wd_0.03-do_0.0-sd_0.0", "0.03", ft_384=True)
+    + _augreg("S/16", "i21k-300ep-lr_0.001-aug_light1-wd_0.03-do_0.0-sd_0.0", "0.03", ft_384=True,
+              i1k="i1k-300ep-lr_0.001-aug_medium2-wd_0.1-do_0.0-sd_0.0", i1k_384=True)
+    + _augreg("S/32", "i21k-300ep-lr_0.001-aug_light1-wd_0.03-do_0.0-sd_0.0", "0.03", ft_384=True)
+    + _augreg("B/16", "i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-sd_0.0", "0.01", ft_384=True,
+              i1k="i1k-300ep-lr_0.001-aug_strong2-wd_0.1-do_0.1-sd_0.1", i1k_384=True)
+    + _augreg("B/32", "i21k-300ep-lr_0.001-aug_medium1-wd_0.03-do_0.0-sd_0.0", "0.03",
+              i1k="i1k-300ep-lr_0.001-aug_medium2-wd_0.1-do_0.1-sd_0.1", i1k_384=True)
+    + _augreg("L/16", "i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.1-sd_0.1", "0.01", ft_384=True)
+    + _original("B/16") + _original("B/32") + _original("L/16") + _original("L/32")
+    + _original("H/14", ft=False)
+)
+CHECKPOINTS = {c.name: c for c in _ENTRIES}
+
+
+def find(name, variant=None):
+    """The `Checkpoint` for "B/16:augreg_in21k", or "augreg_in21k" with a variant; else None."""
+    if not isinstance(name, str):
+        return None
+    key = name[4:] if name.upper().startswith("VIT-") else name
+    if ":" not in key and variant is not None:
+        key = f"{variant[4:] if variant.upper().startswith('VIT-') else variant}:{key}"
+    return CHECKPOINTS.get(key)
+
+
+def names(variant=None):
+    """Registered names, all or one variant's."""
+    return [n for n, c in CHECKPOINTS.items() if variant is None or c.variant == variant]
+
+
+def markdown_table():
+    """The registry as a Markdown table (for weights/CHECKPOINTS.md)."""
+    rows = ["| name | resolution | classes | normalisation | sha256 | URL |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for c in _ENTRIES:
+        rows.append(
+            f"| `{c.name}` | {c.resolution} | {c.num_classes} | x/127.5 - 1 | "
+            f"{c.sha256 or 'not published'} | {c.url} |"
+        )
+    return "\n".join(rows)

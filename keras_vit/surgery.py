@@ -1,0 +1,254 @@
+"""Fine-tuning surgery: a new zero head, and position embeddings at a new resolution.
+
+The paper fine-tunes at a higher resolution than it pre-trains (section 3.2):
+the patch size stays, so the sequence grows, and the learned position
+embeddings are interpolated in 2-D to the new grid. The original code does it
+with `scipy.ndimage.zoom(order=1)` (vit_jax `checkpoint.py`); timm and HF use
+bicubic `torch.nn.functional.interpolate`. Both are here, in NumPy.
+"""
+
+import numbers
+
+import numpy as np
+
+from keras_vit.utils import check_choice, check_positive_int, to_hw
+
+RESAMPLE_METHODS = ("linear", "bicubic")
+
+
+def replace_head(model, num_classes, keep_pre_logits=False):
+    """A copy of `model` with a new zero-initialised Dense(num_classes) head.
+
+    The paper's fine-tuning recipe (section 3.2): drop the pre-trained head
+    (and the pre-logits layer, if any) and attach a D x K Dense with zero
+    kernel and bias. Every other weight is copied bit for bit.
+
+    Args:
+        model: a `keras_vit.VisionTransformer`.
+        num_classes: int, the new number of outputs K.
+        keep_pre_logits: bool, keep a pre-logits layer (Dense + tanh of the
+            i21k checkpoints) instead of dropping it as the original code's
+            fine-tuning does. Defaults to False.
+
+    Returns:
+        A new `VisionTransformer` (use the returned model; Keras functional
+        graphs cannot swap a layer in place).
+
+    Example:
+
+    >>> model = keras_vit.replace_head(model, num_classes=5)
+    """
+    num_classes = check_positive_int("num_classes", num_classes)
+    config = _config_of(model)
+    keep = keep_pre_logits and config.include_top and config.representation_size
+    config = config.replace(
+        num_classes=num_classes,
+        include_top=True,
+        pooling=config.pooling or ("token" if config.class_token else "gap"),
+        representation_size=config.representation_size if keep else None,
+    )
+    new = _rebuild(model, config)
+    transfer_weights(model, new, skip=("head",) if keep else ("head", "pre_logits"))
+    return new
+
+
+def resample_position_embeddings(
+    posemb, new_grid, num_prefix_tokens=1, method="linear", old_grid=None
+):
+    """Interpolates a (1, prefix + gh*gw, D) embedding to a new (nh, nw) grid.
+
+    The prefix tokens (the class token) are kept; the rest is reshaped to its
+    grid, interpolated in 2-D and flattened back in raster order.
+
+    - "linear": `scipy.ndimage.zoom(grid, (nh/gh, nw/gw, 1), order=1)`, exactly
+      the original code's `load_pretrained` (vit_jax `checkpoint.py`).
+    - "bicubic": timm's `resample_abs_pos_embed` (torch `F.interpolate`,
+      mode "bicubic", align_corners=False, antialias=False), in NumPy.
+
+    Args:
+        posemb: array (1, num_prefix_tokens + gh*gw, D).
+        new_grid: int or (nh, nw), the new grid.
+        num_prefix_tokens: tokens before the grid. Defaults to 1.
+        method: "linear" or "bicubic". Defaults to "linear".
+        old_grid: (gh, gw) of `posemb`; None means square. Defaults to None.
+
+    Returns:
+        float32 array (1, num_prefix_tokens + nh*nw, D) (float64 input stays
+        float64).
+
+    Example:
+
+    >>> pe = np.random.randn(1, 1 + 14 * 14, 768)
+    >>> resample_position_embeddings(pe, (24, 24)).shape
+    (1, 577, 768)
+    """
+    check_choice("method", method, RESAMPLE_METHODS)
+    posemb = np.asarray(posemb)
+    if posemb.ndim != 3 or posemb.shape[0] != 1:
+        raise ValueError(
+            "Received an invalid value for argument `posemb`, expected an array "
+            f"of shape (1, tokens, D). Received: posemb.shape={posemb.shape}"
+        )
+    if (isinstance(num_prefix_tokens, bool) or not isinstance(num_prefix_tokens, numbers.Integral)
+            or num_prefix_tokens < 0):
+        raise ValueError(
+            "Received an invalid value for argument `num_prefix_tokens`, expected "
+            f"an int >= 0. Received: num_prefix_tokens={num_prefix_tokens!r}"
+        )
+    nh, nw = to_hw("new_grid", new_grid)
+    n = posemb.shape[1] - num_prefix_tokens
+    if old_grid is None:
+        side = int(round(np.sqrt(max(n, 0))))
+        if side * side != n:
+            raise ValueError(
+                f"Cannot infer the grid of a position embedding with {n} patch "
+                f"tokens (not a square); pass `old_grid=(gh, gw)`. Received: "
+                f"posemb.shape={posemb.shape}, num_prefix_tokens={num_prefix_tokens}"
+            )
+        old_grid = (side, side)
+    gh, gw = to_hw("old_grid", old_grid)
+    if gh * gw != n:
+        raise ValueError(
+            f"Received an invalid value for argument `old_grid`: {gh}x{gw} = "
+            f"{gh * gw} patches, but the embedding has {n} after "
+            f"{num_prefix_tokens} prefix token(s). Received: old_grid={old_grid}, "
+            f"posemb.shape={posemb.shape}"
+        )
+    dtype = posemb.dtype if posemb.dtype == np.float64 else np.float32
+    prefix = posemb[:, :num_prefix_tokens].astype(dtype)
+    grid = posemb[0, num_prefix_tokens:].reshape(gh, gw, -1)  # (gh, gw, D)
+    if (gh, gw) == (nh, nw):
+        new = grid.astype(dtype)
+    elif method == "linear":
+        import scipy.ndimage
+
+        new = scipy.ndimage.zoom(grid, (nh / gh, nw / gw, 1), order=1)
+        if new.shape[:2] != (nh, nw):  # zoom rounds the output size
+            raise ValueError(
+                f"scipy.ndimage.zoom made a {new.shape[:2]} grid for {(nh, nw)}."
+            )
+        new = new.astype(dtype)
+    else:
+        rows = _bicubic_matrix(gh, nh)  # (nh, gh)
+        cols = _bicubic_matrix(gw, nw)  # (nw, gw)
+        # float32 like torch's kernel; the sums in float64 for stability.
+        new = np.einsum("ih,jw,hwd->ijd", rows, cols, grid.astype(np.float64))
+        new = new.astype(dtype)
+    new = new.reshape(1, nh * nw, -1)  # (1, nh*nw, D)
+    return np.concatenate([prefix, new], axis=1)
+
+
+def _bicubic_matrix(in_size, out_size, a=-0.75):
+    """(out, in) weights of torch's bicubic upsample (align_corners=False).
+
+    torch's `upsample_bicubic2d`: source x = (i + 0.5) * in/out - 0.5, Keys'
+    cubic convolution with a = -0.75 on the 4 neighbours floor(x)-1 .. +2,
+    indices clamped to the border. Without antialiasing the same formula
+    serves down-sampling.
+    """
+    scale = in_size / out_size
+    out = np.zeros((out_size, in_size), np.float64)
+    for i in range(out_size):
+        x = (i + 0.5) * scale - 0.5
+        x0 = int(np.floor(x))
+        t = x - x0
+        weights = (
+            ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+            ((a + 2) * t - (a + 3)) * t * t + 1,
+            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+            ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a,
+        )
+        for k, w in zip(range(-1, 3), weights):
+            out[i, min(max(x0 + k, 0), in_size - 1)] += w
+    return out
+
+
+def resize_position_embeddings(model, image_size, method="linear"):
+    """A copy of `model` for a new image size, position embeddings resampled.
+
+    The patch size stays; the grid grows or shrinks (height and width each),
+    and every weight is carried over: learned embeddings are interpolated
+    with `resample_position_embeddings` ("learned_2d" row and column tables
+    each in 1-D), fixed sine-cosine ones are recomputed for the new grid.
+
+    Args:
+        model: a `keras_vit.VisionTransformer`.
+        image_size: int or (height, width), the new input size in pixels.
+        method: "linear" (the original code's) or "bicubic" (timm's).
+            Defaults to "linear".
+
+    Returns:
+        A new `VisionTransformer` taking (B, height, width, C) images.
+
+    Example:
+
+    >>> model = keras_vit.resize_position_embeddings(model, image_size=384)
+    """
+    check_choice("method", method, RESAMPLE_METHODS)
+    old = _config_of(model)
+    config = old.replace(image_size=image_size)
+    if config.position_embedding == "relative" and config.grid_size != old.grid_size:
+        raise ValueError(
+            "resize_position_embeddings does not resample 'relative' position "
+            "biases (their table size depends on the grid). Received: "
+            f"position_embedding='relative', image_size={image_size!r}"
+        )
+    new = _rebuild(model, config)
+    transfer_weights(
+        model, new, posemb_grids=(old.grid_size, config.grid_size), method=method
+    )
+    return new
+
+
+def _config_of(model):
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "replace"):
+        raise ValueError(
+            "Received an invalid value for argument `model`, expected a "
+            f"keras_vit.VisionTransformer. Received: model={type(model).__name__}"
+        )
+    return config
+
+
+def _rebuild(model, config):
+    from keras_vit.models.vit import VisionTransformer
+
+    return VisionTransformer(config, dtype=model.dtype_policy, name=model.name)
+
+
+def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"):
+    """Copies every weight of `source` into `target`, matched by variable path.
+
+    Layers named in `skip` are left as `target` built them. Position
+    embeddings are resampled from `posemb_grids[0]` to `posemb_grids[1]`.
+    Any other difference in names or shapes is an error.
+    """
+    src = {v.path: v for v in source.weights if v.path.split("/")[0] not in skip}
+    dst = {v.path: v for v in target.weights if v.path.split("/")[0] not in skip}
+    if set(src) != set(dst):
+        raise ValueError(
+            "The models' weights differ beyond the resized or replaced layers: "
+            f"only in the source {sorted(set(src) - set(dst))}, only in the "
+            f"target {sorted(set(dst) - set(src))}."
+        )
+    prefix = int(_config_of(target).class_token)
+    for path, variable in dst.items():
+        value = np.asarray(src[path].numpy() if hasattr(src[path], "numpy") else src[path])
+        leaf = path.split("/")[-1]
+        if tuple(value.shape) != tuple(variable.shape) and posemb_grids is not None:
+            (gh, gw), (nh, nw) = posemb_grids
+            if leaf == "embeddings":
+                value = resample_position_embeddings(
+                    value, (nh, nw), prefix, method, old_grid=(gh, gw)
+                )
+            elif leaf in ("row_embeddings", "column_embeddings"):
+                old_n, new_n = (gh, nh) if leaf == "row_embeddings" else (gw, nw)
+                value = resample_position_embeddings(
+                    value[None], (new_n, 1), 0, method, old_grid=(old_n, 1)
+                )[0]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Weight `{path}` has shape {tuple(value.shape)} in the source "
+                f"model and {tuple(variable.shape)} in the target."
+            )
+        variable.assign(value)
