@@ -31,5 +31,11 @@ from keras_vit.models import (
     variant_config,
 )
 from keras_vit import evaluation  # numpy and keras only; no tensorflow
+from keras_vit.surgery import (
+    replace_head,
+    resample_position_embeddings,
+    resize_position_embeddings,
+)
+from keras_vit.checkpoints import convert_checkpoint
 
 __version__ = "0.1.0"
