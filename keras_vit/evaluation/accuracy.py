@@ -51,8 +51,8 @@ def feature_model(model):
         return model  # include_top=False
     for name in ("pre_logits", "pooling"):
         if name in names:
-            return keras.Model(model.inputs, model.get_layer(name).output)
-    return keras.Model(model.inputs, model.layers[-1].input)
+            return keras.Model(model.input, model.get_layer(name).output)
+    return keras.Model(model.input, model.layers[-1].input)
 
 
 def extract_features(model, data, batch_size=64):
@@ -122,7 +122,7 @@ def evaluate(
     start = time.perf_counter()
     extractor = feature_model(model)
     has_head = extractor is not model
-    both = keras.Model(model.inputs, [model.outputs[0], extractor.outputs[0]]) if has_head else None
+    both = keras.Model(model.input, [model.outputs[0], extractor.outputs[0]]) if has_head else None
     logits, features, labels = [], [], []
     for images, y in iterate_batches(data, batch_size):
         if has_head:
