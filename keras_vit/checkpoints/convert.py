@@ -85,8 +85,7 @@ def _read(path, fmt, variant, overrides):
                 f"{path}: a timm state dict does not record the number of heads; pass "
                 "variant= (e.g. 'B/16') or num_heads= (CLI: --variant or --set num_heads=N)."
             )
-        if meta.get("variant") and not variant:
-            fields["num_heads"] = _variant_fields(meta["variant"])["num_heads"]
+        layout["variant"] = meta.get("variant")
         return tensors, fields, n, layout, timm
     if fmt == "hf":
         folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
@@ -122,11 +121,11 @@ def _grid_config(fields, n_patches, overrides, source):
     wanted = overrides.get("image_size")
     patch = fields["patch_size"]
     if n_patches is None:  # no position embedding: any size
-        return ViTConfig(**{**fields, "image_size": wanted or fields.get("image_size", 224)}), None
+        return ViTConfig.from_dict({**fields, "image_size": wanted or fields.get("image_size", 224)}), None
     if wanted is not None:
         hw = (wanted, wanted) if isinstance(wanted, int) else tuple(wanted)
         if (hw[0] // patch) * (hw[1] // patch) == n_patches:
-            return ViTConfig(**{**fields, "image_size": hw if hw[0] != hw[1] else hw[0]}), None
+            return ViTConfig.from_dict({**fields, "image_size": hw if hw[0] != hw[1] else hw[0]}), None
     side = int(round(np.sqrt(n_patches)))
     if side * side != n_patches:
         raise CheckpointError(
@@ -135,7 +134,7 @@ def _grid_config(fields, n_patches, overrides, source):
         )
     native = side * patch
     fields = {**fields, "image_size": native}
-    return ViTConfig(**fields), wanted
+    return ViTConfig.from_dict(fields), wanted
 
 
 def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
@@ -170,6 +169,13 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
 
     >>> model = keras_vit.convert_checkpoint("ViT-B_16.npz")
     """
+    from keras_vit.models.config import field_names
+
+    unknown = sorted(set(config_overrides) - set(field_names()))
+    if unknown:
+        raise ValueError(
+            f"Unknown ViTConfig field(s) {unknown}. Expected any of: {', '.join(field_names())}"
+        )
     path, entry = resolve(source, variant)
     if entry is not None:
         format = format or entry.format
@@ -184,6 +190,7 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
     format = format or detect_format(path)
     overrides = dict(config_overrides)
     tensors, fields, n_patches, layout, module = _read(path, format, variant, overrides)
+    variant = variant or layout.get("variant")  # a timm hub folder's architecture
     if variant:
         for key, value in _variant_fields(variant).items():
             if key == "num_heads" and "num_heads" not in fields:

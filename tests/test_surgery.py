@@ -1,0 +1,161 @@
+"""Fine-tuning surgery: zero heads and position embeddings at a new resolution."""
+
+import os
+
+import numpy as np
+import pytest
+import scipy.ndimage
+
+import keras_vit
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+TINY = dict(image_size=32, patch_size=8, hidden_size=32, num_layers=2, num_heads=2,
+            mlp_dim=64, num_classes=7)
+
+
+def randomised(model, seed=0):
+    """Gives every weight (head included) random non-zero values."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(rng.normal(size=v.shape).astype("float32") * 0.3)
+    return model
+
+
+def by_path(model):
+    return {v.path: np.asarray(v.numpy()) for v in model.weights}
+
+
+@pytest.mark.parametrize("representation_size", [None, 16])
+def test_replace_head_zero_head_and_identical_backbone(representation_size):
+    model = randomised(keras_vit.ViT(**TINY, representation_size=representation_size))
+    new = keras_vit.replace_head(model, num_classes=3)
+    old_w, new_w = by_path(model), by_path(new)
+    assert new.config.num_classes == 3 and new.config.representation_size is None
+    np.testing.assert_array_equal(new_w["head/kernel"], np.zeros((32, 3)))
+    np.testing.assert_array_equal(new_w["head/bias"], np.zeros(3))
+    backbone = [p for p in old_w if p.split("/")[0] not in ("head", "pre_logits")]
+    assert sorted(backbone) == sorted(p for p in new_w if not p.startswith("head/"))
+    for path in backbone:
+        assert np.array_equal(old_w[path], new_w[path]), path
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(new(x)), np.zeros((2, 3)))
+    again = keras_vit.replace_head(new, 3)  # idempotent on the backbone
+    assert all(np.array_equal(by_path(again)[p], new_w[p]) for p in backbone)
+
+
+def test_replace_head_keep_pre_logits():
+    model = randomised(keras_vit.ViT(**TINY, representation_size=16))
+    new = keras_vit.replace_head(model, 4, keep_pre_logits=True)
+    assert new.config.representation_size == 16
+    np.testing.assert_array_equal(by_path(new)["pre_logits/kernel"], by_path(model)["pre_logits/kernel"])
+    assert by_path(new)["head/kernel"].shape == (16, 4) and not by_path(new)["head/kernel"].any()
+
+
+def test_replace_head_rejects_bad_num_classes():
+    with pytest.raises(ValueError, match="num_classes"):
+        keras_vit.replace_head(keras_vit.ViT(**TINY), 0)
+
+
+@pytest.mark.parametrize("old, new", [((4, 4), (6, 6)), ((4, 4), (2, 2)), ((3, 5), (7, 4)),
+                                      ((6, 2), (3, 5)), ((5, 5), (5, 5))])
+@pytest.mark.parametrize("prefix", [0, 1])
+def test_linear_is_scipy_zoom_order_1(old, new, prefix):
+    # The original code: zoom=(gs_new/gs_old, gs_new/gs_old, 1), order=1 (vit_jax checkpoint.py).
+    rng = np.random.default_rng(0)
+    pe = rng.normal(size=(1, prefix + old[0] * old[1], 8)).astype("float32")
+    out = keras_vit.resample_position_embeddings(pe, new, prefix, old_grid=old)
+    grid = pe[0, prefix:].reshape(old[0], old[1], 8)
+    ref = scipy.ndimage.zoom(grid, (new[0] / old[0], new[1] / old[1], 1), order=1)
+    assert out.shape == (1, prefix + new[0] * new[1], 8)
+    np.testing.assert_array_equal(out[0, prefix:], ref.reshape(-1, 8))
+    np.testing.assert_array_equal(out[:, :prefix], pe[:, :prefix])
+
+
+def test_linear_square_grid_inferred():
+    pe = np.random.default_rng(0).normal(size=(1, 1 + 49, 4))
+    out = keras_vit.resample_position_embeddings(pe, 10)
+    ref = scipy.ndimage.zoom(pe[0, 1:].reshape(7, 7, 4), (10 / 7, 10 / 7, 1), order=1)
+    np.testing.assert_allclose(out[0, 1:], ref.reshape(-1, 4), rtol=0, atol=0)
+
+
+def test_bicubic_matches_timm_fixture():
+    """Committed outputs of timm's resample_abs_pos_embed (bicubic, antialias=False)."""
+    cases = np.load(os.path.join(FIXTURES, "posemb_bicubic.npz"))
+    keys = [k[3:] for k in cases.files if k.startswith("in_")]
+    assert len(keys) == 4
+    for key in keys:
+        old, new = (tuple(int(v) for v in s.split("x")) for s in key.split("_to_"))
+        out = keras_vit.resample_position_embeddings(
+            cases[f"in_{key}"], new, 1, method="bicubic", old_grid=old
+        )
+        ref = cases[f"out_{key}"]
+        assert out.shape == ref.shape
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), key
+
+
+def test_bicubic_matches_timm_live():
+    torch = pytest.importorskip("torch")
+    layers = pytest.importorskip("timm.layers")
+    rng = np.random.default_rng(3)
+    for old, new in [((14, 14), (24, 24)), ((4, 6), (9, 3)), ((8, 8), (3, 3))]:
+        pe = rng.normal(size=(1, 1 + old[0] * old[1], 16)).astype("float32")
+        ref = layers.resample_abs_pos_embed(torch.from_numpy(pe), list(new), list(old), 1,
+                                            "bicubic", antialias=False).numpy()
+        out = keras_vit.resample_position_embeddings(pe, new, 1, "bicubic", old_grid=old)
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(new_grid=(3, 3), method="nearest"), "method"),
+    (dict(new_grid=(3, 3), old_grid=(2, 3)), "old_grid"),
+    (dict(new_grid=0), "new_grid"),
+    (dict(new_grid=(3, 3), num_prefix_tokens=-1), "num_prefix_tokens"),
+])
+def test_resample_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_vit.resample_position_embeddings(np.zeros((1, 17, 4)), **kwargs)
+
+
+def test_resample_non_square_needs_old_grid():
+    with pytest.raises(ValueError, match="old_grid"):
+        keras_vit.resample_position_embeddings(np.zeros((1, 1 + 12, 4)), (4, 4))
+
+
+@pytest.mark.parametrize("method", ["linear", "bicubic"])
+def test_resize_position_embeddings_model(method):
+    model = randomised(keras_vit.ViT(**TINY))
+    new = keras_vit.resize_position_embeddings(model, (48, 24), method=method)
+    assert new.config.image_size == (48, 24) and new.config.grid_size == (6, 3)
+    old_w, new_w = by_path(model), by_path(new)
+    key = "patch_encoder/position_embedding/embeddings"
+    expected = keras_vit.resample_position_embeddings(old_w[key], (6, 3), 1, method, old_grid=(4, 4))
+    np.testing.assert_array_equal(new_w[key], expected)
+    for path in old_w:
+        if path != key:
+            assert np.array_equal(old_w[path], new_w[path]), path
+    x = np.random.default_rng(1).uniform(0, 255, (2, 48, 24, 3)).astype("float32")
+    assert np.isfinite(np.asarray(new(x))).all()
+
+
+def test_resize_to_same_size_keeps_the_function():
+    model = randomised(keras_vit.ViT(**TINY))
+    same = keras_vit.resize_position_embeddings(model, 32)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(same(x)))
+
+
+def test_resize_learned_2d_tables():
+    model = randomised(keras_vit.ViT(**TINY, position_embedding="learned_2d"))
+    new = keras_vit.resize_position_embeddings(model, (16, 48))
+    w, nw = by_path(model), by_path(new)
+    rows = "patch_encoder/position_embedding/row_embeddings"
+    cols = "patch_encoder/position_embedding/column_embeddings"
+    np.testing.assert_array_equal(nw[rows], scipy.ndimage.zoom(w[rows], (2 / 4, 1), order=1))
+    np.testing.assert_array_equal(nw[cols], scipy.ndimage.zoom(w[cols], (6 / 4, 1), order=1))
+
+
+def test_resize_rejects_relative_and_bad_size():
+    with pytest.raises(ValueError, match="relative"):
+        keras_vit.resize_position_embeddings(keras_vit.ViT(**TINY, position_embedding="relative"), 48)
+    with pytest.raises(ValueError, match="divisible"):
+        keras_vit.resize_position_embeddings(keras_vit.ViT(**TINY), 36)
