@@ -38,6 +38,7 @@ def add_evaluate(sub):
     p.add_argument("--model", required=True, help="a .keras model file")
     p.add_argument("--data", default="digits", help="data set name (default: digits)")
     p.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    p.add_argument("--manual-dir", default=None, help="imagenet2012: folder of its tar files")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument(
         "--fewshot-split", default="train",
@@ -95,12 +96,24 @@ def _evaluation_data(args, model, with_fewshot):
     from keras_vit.data import load_dataset
 
     height, width, channels = model.inputs[0].shape[1:]
+    num_classes = model.outputs[0].shape[-1]
 
     def load(split):
-        return load_dataset(
-            args.data, split=split, image_size=(height, width), num_channels=channels,
-            batch_size=args.batch_size, data_dir=args.data_dir,
+        # In file order (no shuffle), so the seeded shot selection is reproducible.
+        dataset, info = load_dataset(
+            args.data, split=split, image_size=(height, width), batch_size=args.batch_size,
+            shuffle=False, augment=None, data_dir=args.data_dir, manual_dir=args.manual_dir,
         )
+        if info.num_channels != channels:
+            raise CommandError(
+                f"the model takes {channels}-channel images but {args.data} has "
+                f"{info.num_channels}-channel images"
+            )
+        if "head" in {layer.name for layer in model.layers} and num_classes != info.num_classes:
+            raise CommandError(
+                f"the model has {num_classes} classes but {args.data} has {info.num_classes}"
+            )
+        return dataset
 
     return load(args.split), (load(args.fewshot_split) if with_fewshot else None)
 
