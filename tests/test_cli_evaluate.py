@@ -135,3 +135,49 @@ def test_bad_model_file_is_one_line(digit_model_path, images, tmp_path, capsys, 
 def test_bad_shots_is_one_line(digit_model_path, capsys):
     assert main(["evaluate", "--model", str(digit_model_path), "--shots", "5,x"]) == 1
     assert "--shots" in one_error_line(capsys, "evaluate")
+
+
+def test_evaluate_digits_prints_and_writes_json(digit_model_path, tmp_path, capsys):
+    from keras_vit.data import load_dataset
+
+    output = tmp_path / "eval.json"
+    argv = ["evaluate", "--model", str(digit_model_path), "--data", "digits",
+            "--output", str(output)]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(output.read_text()) == printed
+    assert printed["model"] == str(digit_model_path) and printed["data"] == "digits"
+    assert printed["num_examples"] == 360  # the held-out digits
+    assert set(printed["fewshot"]) == {"1", "5", "10", "25"}
+
+    # The same figures from the model and the data, computed here.
+    model = evaluation.load_model(digit_model_path)
+    test, _ = load_dataset("digits", "test", image_size=16, shuffle=False)
+    train, _ = load_dataset("digits", "train", image_size=16, shuffle=False)
+    x, y = map(np.concatenate, zip(*test.as_numpy_iterator()))
+    logits = model.predict(x, verbose=0)
+    assert printed["top1"] == pytest.approx(np.mean(logits.argmax(1) == y))
+    top5 = np.argsort(-logits, 1)[:, :5]
+    assert printed["top5"] == pytest.approx(np.mean((top5 == y[:, None]).any(1)))
+    f_train, l_train = evaluation.extract_features(model, train)
+    f_test, l_test = evaluation.extract_features(model, test)
+    expected = evaluation.fewshot_accuracy(f_train, l_train, f_test, l_test, 10)
+    for shots, accuracy in expected.items():
+        assert printed["fewshot"][str(shots)] == pytest.approx(accuracy, abs=1e-6)
+    # Frozen features of an untrained 2-layer ViT still carry the digit well
+    # above chance (0.1): measured 0.417 with 25 shots a class.
+    assert printed["fewshot"]["25"] > 0.25
+
+
+def test_evaluate_unknown_data_set_is_one_line(digit_model_path, capsys):
+    assert main(["evaluate", "--model", str(digit_model_path), "--data", "mnistt"]) == 1
+    line = one_error_line(capsys, "evaluate")
+    assert "mnistt" in line and "digits" in line
+
+
+def test_evaluate_channel_mismatch_is_one_line(tmp_path, capsys):
+    rgb = keras_vit.ViT(image_size=8, patch_size=4, num_channels=3, hidden_size=32,
+                        num_layers=1, num_heads=2, mlp_dim=32, num_classes=10)
+    rgb.save(tmp_path / "rgb.keras")
+    assert main(["evaluate", "--model", str(tmp_path / "rgb.keras"), "--shots", "none"]) == 1
+    assert "3-channel" in one_error_line(capsys, "evaluate")

@@ -130,6 +130,22 @@ def test_fewshot_on_separable_features_reaches_known_accuracy():
         assert accuracy == pytest.approx(clf.score(scaler.transform(xe), ye), abs=0.003)
 
 
+def test_fewshot_on_digit_pixels_matches_sklearn_and_measured_figures():
+    from keras_vit.data import load_digits_arrays
+
+    (xt, yt), (xe, ye) = load_digits_arrays("train"), load_digits_arrays("test")
+    xt, xe = xt.reshape(len(xt), -1), xe.reshape(len(xe), -1)  # raw 64 pixels as features
+    result = fewshot_accuracy(xt, yt, xe, ye, num_classes=10)
+    # Measured on the fixed 360 held-out digits, seed 0, l2 2**10.
+    assert result == pytest.approx({1: 0.475, 5: 0.775, 10: 0.8361, 25: 0.8806}, abs=1e-3)
+    for shots, accuracy in result.items():
+        idx = select_shots(yt, shots, 10, seed=0)
+        scaler = StandardScaler().fit(xt[idx])
+        # Constant pixels (std 0) are zero after either whitening.
+        clf = RidgeClassifier(alpha=2.0**10).fit(scaler.transform(xt[idx]), yt[idx])
+        assert accuracy == pytest.approx(clf.score(scaler.transform(xe), ye), abs=0.006)
+
+
 def test_fewshot_on_features_independent_of_labels_is_at_chance():
     rng = np.random.default_rng(1)
     xt, yt = rng.normal(size=(500, 32)), np.arange(500) % 5
