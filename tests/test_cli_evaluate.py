@@ -181,3 +181,22 @@ def test_evaluate_channel_mismatch_is_one_line(tmp_path, capsys):
     rgb.save(tmp_path / "rgb.keras")
     assert main(["evaluate", "--model", str(tmp_path / "rgb.keras"), "--shots", "none"]) == 1
     assert "3-channel" in one_error_line(capsys, "evaluate")
+
+
+@pytest.mark.skipif(
+    not evaluation.DIGITS_MODEL.is_file(), reason="weights/digits/model.keras not trained yet"
+)
+def test_shipped_digits_model_reads_held_out_digits_from_png(tmp_path, capsys):
+    from keras_vit.data import load_digits_arrays
+
+    images, labels = load_digits_arrays("test")
+    paths = []
+    for i in range(30):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.round(images[i, :, :, 0]).astype(np.uint8), mode="L").save(path)
+        paths.append(str(path))
+    assert main(["predict", *paths]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    predicted = [int(line.split(": ")[1].split(" ")[0]) for line in lines]
+    # The model is >= 98 % accurate on these; PNG rounding and PIL's resize may cost one.
+    assert np.sum(np.array(predicted) == labels[:30]) >= 28
