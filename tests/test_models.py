@@ -57,17 +57,15 @@ def zero_init(monkeypatch):
     monkeypatch.setattr(keras.initializers.RandomNormal, "__call__", zeros)
 
 
-@pytest.mark.parametrize(
-    "factory,count,backbone",
-    [("ViTLarge16", 304_326_632, 303_301_632), ("ViTHuge14", 632_045_800, 630_764_800)],
-)
-def test_large_parameter_counts_equal_timm(factory, count, backbone, zero_init):
-    assert getattr(keras_vit, factory)().count_params() == count
-    assert getattr(keras_vit, factory)(include_top=False).count_params() == backbone
+def test_large_parameter_counts_equal_timm(zero_init):
+    assert keras_vit.ViTLarge16().count_params() == 304_326_632
+    assert keras_vit.ViTLarge16(include_top=False).count_params() == 303_301_632
+    assert keras_vit.ViTHuge14().count_params() == 632_045_800
 
 
 @pytest.mark.slow
 def test_slow_variant_counts(zero_init):
+    assert keras_vit.ViTHuge14(include_top=False).count_params() == 630_764_800
     assert keras_vit.ViTLarge32().count_params() == 306_535_400
     # timm's vit_base_r50_s16_224 (R50+ViT-B/16 at 224).
     assert keras_vit.ViTHybridBase16().count_params() == 98_659_112
