@@ -68,9 +68,9 @@ def extract_features(model, data, batch_size=64):
         (features (N, D) float32, labels (N,) int64).
     """
     features, labels = [], []
-    extractor = feature_model(model)
+    run = _BatchRunner(feature_model(model))
     for images, y in iterate_batches(data, batch_size):
-        features.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float32))
+        features.append(np.asarray(run(images), dtype=np.float32))
         labels.append(y)
     _check_not_empty(labels)
     return np.concatenate(features), np.concatenate(labels)
@@ -122,14 +122,17 @@ def evaluate(
     start = time.perf_counter()
     extractor = feature_model(model)
     has_head = extractor is not model
-    both = keras.Model(model.input, [model.outputs[0], extractor.outputs[0]]) if has_head else None
+    if has_head:
+        run = _BatchRunner(keras.Model(model.input, [model.outputs[0], extractor.outputs[0]]))
+    else:
+        run = _BatchRunner(extractor)
     logits, features, labels = [], [], []
     for images, y in iterate_batches(data, batch_size):
         if has_head:
-            out, feats = both.predict_on_batch(images)
+            out, feats = run(images)
             logits.append(np.asarray(out, dtype=np.float32))
         else:
-            feats = extractor.predict_on_batch(images)
+            feats = run(images)
         features.append(np.asarray(feats, dtype=np.float32))
         labels.append(y)
     _check_not_empty(labels)
@@ -193,6 +196,29 @@ def iterate_batches(data, batch_size=64):
                 f"Received a batch of type {type(batch).__name__}"
             )
         yield np.asarray(images), _int_labels(labels)
+
+
+class _BatchRunner:
+    """`model.predict_on_batch`, with a short last batch padded to the first's size.
+
+    A compiled predict function is traced (and, under XLA, compiled) once per
+    batch shape; padding the remainder saves the second trace.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.size = None
+
+    def __call__(self, images):
+        n = images.shape[0]
+        self.size = self.size or n
+        if n < self.size:
+            pad = np.zeros((self.size - n,) + images.shape[1:], dtype=images.dtype)
+            outputs = self.model.predict_on_batch(np.concatenate([images, pad]))
+            if isinstance(outputs, (list, tuple)):
+                return [np.asarray(o)[:n] for o in outputs]
+            return np.asarray(outputs)[:n]
+        return self.model.predict_on_batch(images)
 
 
 def _int_labels(labels):
