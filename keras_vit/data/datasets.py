@@ -1,0 +1,183 @@
+"""`load_dataset`: one entry point for every data set keras-vit trains on."""
+
+import dataclasses
+from typing import Optional, Tuple
+
+from keras_vit.data.augmentation import (
+    batch_transform,
+    check_image_size,
+    example_transform,
+    parse_augment,
+)
+from keras_vit.data.digits import load_digits_arrays
+from keras_vit.data.image_folder import is_image_folder, load_image_folder
+from keras_vit.data.tfds_datasets import TFDS_DATASETS, load_tfds
+
+DATASETS = ("digits",) + tuple(TFDS_DATASETS)
+DEFAULT_IMAGE_SIZE = (224, 224)  # for data sets whose images vary in size
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a loaded data set."""
+
+    name: str
+    split: str
+    num_classes: int  # K
+    num_channels: int  # C
+    image_size: Tuple[int, int]  # (height, width) of the images the dataset yields
+    num_examples: Optional[int]  # None where unknown (tfds slices, mock data)
+    class_names: Optional[Tuple[str, ...]] = None
+    one_hot_labels: bool = False  # True with MixUp/CutMix: labels are (B, K) floats
+
+
+def load_dataset(
+    name="digits",
+    split="train",
+    image_size=None,
+    batch_size=128,
+    shuffle=None,
+    augment=None,
+    seed=0,
+    data_dir=None,
+    manual_dir=None,
+    drop_remainder=False,
+    cache=None,
+):
+    """Loads a data set as a batched `tf.data.Dataset` of (images, labels).
+
+    Signature (stable; the training and evaluation code build on it):
+    `load_dataset(name="digits", split="train", image_size=None,
+    batch_size=128, shuffle=None, augment=None, seed=0, data_dir=None,
+    manual_dir=None, drop_remainder=False, cache=None) -> (dataset, info)`.
+
+    Images are float32 (B, H, W, C) pixels in [0, 255] (the models normalise
+    inside); labels are int32 (B,), or float32 one-hot (B, K) when MixUp or
+    CutMix is on (`info.one_hot_labels`).
+
+    Args:
+        name: "digits" (scikit-learn's 8x8 grayscale digits, offline),
+            "cifar10", "cifar100", "oxford_iiit_pet", "oxford_flowers102",
+            "imagenet2012" (through tensorflow-datasets, never downloaded
+            here), or the path of an image folder (one sub-folder a class,
+            optionally under train/ and test/). Defaults to "digits".
+        split: "train" or "test" ("validation" where the data set has one; a
+            tfds slice such as "train[:90%]" for tfds data sets). Digits keep
+            a fixed stratified 20 % (360 images) as "test". Defaults to
+            "train".
+        image_size: None (the native size: 8 for digits, 32 for CIFAR, 224
+            for data sets whose images vary), an int or (height, width):
+            images are resized (bilinear) to it. Defaults to None.
+        batch_size: int, images per batch. Defaults to 128.
+        shuffle: bool; None shuffles the "train" split only. Defaults to None.
+        augment: None/"none", "auto" (the data set's default: "translate" for
+            digits, "crop_flip" otherwise) or names among "translate",
+            "crop_flip", "randaugment", "mixup", "cutmix" joined by "+".
+            Defaults to None.
+        seed: int, for shuffling and augmentation. Defaults to 0.
+        data_dir: where tfds data sets are prepared. Defaults to
+            $TFDS_DATA_DIR or ~/tensorflow_datasets.
+        manual_dir: imagenet2012 only: the folder holding its tar files.
+            Defaults to None.
+        drop_remainder: drop a last partial batch. Defaults to False.
+        cache: cache the decoded, resized examples in memory. None caches
+            digits and CIFAR only. Defaults to None.
+
+    Returns:
+        `(dataset, info)`: the batched, prefetched `tf.data.Dataset` and a
+        `DatasetInfo` (num_classes, num_channels, image_size, num_examples,
+        class_names, one_hot_labels).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones), a bad
+            split or argument.
+        FileNotFoundError: a tfds data set that is not downloaded (the message
+            says what to fetch and where to put it).
+
+    Example:
+
+    >>> train, info = load_dataset("digits", "train", augment="auto")
+    >>> info.num_classes, info.num_channels, info.image_size
+    (10, 1, (8, 8))
+    """
+    import tensorflow as tf
+
+    image_size = check_image_size(image_size)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(
+            "Received an invalid value for argument `batch_size`, expected a "
+            f"positive integer. Received: batch_size={batch_size!r}"
+        )
+    if shuffle is None:
+        shuffle = split.split("[")[0] == "train"
+    class_names = None
+    num_examples = None
+    if name == "digits":
+        images, labels = load_digits_arrays(split)
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        num_classes, num_channels, native = 10, 1, (8, 8)
+        num_examples = len(labels)
+        class_names = tuple(str(i) for i in range(10))
+        default_augment = ("translate",)
+        small = True
+    elif name in TFDS_DATASETS:
+        spec = TFDS_DATASETS[name]
+        dataset = load_tfds(
+            name, split, data_dir=data_dir, manual_dir=manual_dir,
+            shuffle_files=shuffle, seed=seed,
+        )
+        num_classes, num_channels = spec.num_classes, 3
+        native = spec.native_size or DEFAULT_IMAGE_SIZE
+        default_augment = ("crop_flip",)
+        small = spec.native_size is not None
+        cardinality = int(dataset.cardinality())
+        num_examples = cardinality if cardinality >= 0 else None
+    elif is_image_folder(name):
+        native = image_size or DEFAULT_IMAGE_SIZE
+        dataset, class_names = load_image_folder(name, split, image_size=native)
+        class_names = tuple(class_names)
+        num_classes, num_channels = len(class_names), 3
+        default_augment = ("crop_flip",)
+        small = False
+        cardinality = int(dataset.cardinality())
+        num_examples = cardinality if cardinality >= 0 else None
+    else:
+        raise ValueError(
+            "Received an invalid value for argument `name`, expected one of "
+            f"{', '.join(DATASETS)} or the path of an image folder (one "
+            f"sub-folder per class). Received: name={name!r}"
+        )
+    augment = parse_augment(augment, default=default_augment)
+    image_size = image_size or native
+
+    def to_float(image, label):
+        return tf.cast(image, "float32"), tf.cast(label, "int32")
+
+    dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    resize = example_transform(image_size, (), seed)
+    if "crop_flip" not in augment:
+        dataset = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache or (cache is None and small):
+        dataset = dataset.cache()
+    if shuffle:
+        buffer = min(num_examples or 10_000, 10_000)
+        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if "crop_flip" in augment:
+        crop = example_transform(image_size, augment, seed)
+        dataset = dataset.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    mix = batch_transform(augment, num_classes, seed)
+    if mix is not None:
+        dataset = dataset.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    info = DatasetInfo(
+        name=str(name),
+        split=split,
+        num_classes=num_classes,
+        num_channels=num_channels,
+        image_size=image_size,
+        num_examples=num_examples,
+        class_names=class_names,
+        one_hot_labels=bool({"mixup", "cutmix"} & set(augment)),
+    )
+    return dataset, info

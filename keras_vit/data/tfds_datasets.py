@@ -1,0 +1,106 @@
+"""tensorflow-datasets loaders: the data sets of the paper's transfer tables."""
+
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSpec:
+    tfds_name: str
+    num_classes: int
+    native_size: Optional[Tuple[int, int]]  # None: images vary in size
+    splits: Tuple[str, ...]
+    fetch: str  # what to download, for the "not found" message
+
+
+TFDS_DATASETS = {
+    "cifar10": TfdsSpec(
+        "cifar10", 10, (32, 32), ("train", "test"),
+        "cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/",
+    ),
+    "cifar100": TfdsSpec(
+        "cifar100", 100, (32, 32), ("train", "test"),
+        "cifar-100-binary.tar.gz from https://www.cs.toronto.edu/~kriz/",
+    ),
+    "oxford_iiit_pet": TfdsSpec(
+        "oxford_iiit_pet", 37, None, ("train", "test"),
+        "images.tar.gz and annotations.tar.gz from "
+        "https://www.robots.ox.ac.uk/~vgg/data/pets/",
+    ),
+    "oxford_flowers102": TfdsSpec(
+        "oxford_flowers102", 102, None, ("train", "validation", "test"),
+        "102flowers.tgz, imagelabels.mat and setid.mat from "
+        "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
+    ),
+    "imagenet2012": TfdsSpec(
+        "imagenet2012", 1000, None, ("train", "validation"),
+        "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
+        "https://image-net.org/ (a manual download, login required)",
+    ),
+}
+
+
+def default_data_dir(data_dir=None):
+    """Where tfds looks: `data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+    return data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(
+        "~/tensorflow_datasets"
+    )
+
+
+def load_tfds(name, split, data_dir=None, manual_dir=None, shuffle_files=False, seed=None):
+    """Unbatched (image uint8 (H, W, 3), label int64) examples of a tfds data set.
+
+    Nothing is downloaded (these machines are offline): the data must already
+    be prepared under `data_dir`, or for imagenet2012 the two tar files must
+    lie in `manual_dir`. Otherwise a `FileNotFoundError` says what to fetch
+    and where to put it.
+    """
+    import tensorflow_datasets as tfds
+
+    spec = TFDS_DATASETS[name]
+    base_split = split.split("[")[0]
+    if base_split == "test" and "test" not in spec.splits:
+        split = "validation" + split[len("test"):]  # imagenet's held-out split
+        base_split = "validation"
+    if base_split not in spec.splits:
+        raise ValueError(
+            f"Received an invalid value for argument `split`, expected one of "
+            f"{', '.join(repr(s) for s in spec.splits)} for {name} (a tfds "
+            f"slice like 'train[:90%]' also works). Received: split={split!r}"
+        )
+    where = default_data_dir(data_dir)
+    kwargs = dict(
+        split=split,
+        data_dir=data_dir,
+        as_supervised=True,
+        shuffle_files=shuffle_files,
+        read_config=tfds.ReadConfig(shuffle_seed=seed),
+        download=False,
+    )
+    if manual_dir is not None:
+        # Preparing from files already on disk needs no network.
+        kwargs["download"] = True
+        kwargs["download_and_prepare_kwargs"] = {
+            "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
+        }
+    try:
+        return tfds.load(spec.tfds_name, **kwargs)
+    except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError) as error:
+        if name == "imagenet2012":
+            how = (
+                f"put {spec.fetch} in a folder and pass it as manual_dir "
+                f"(--manual-dir); tfds then prepares it under {where}"
+            )
+        else:
+            how = (
+                f"on a machine with internet run `python -c \"import "
+                f"tensorflow_datasets as tfds; tfds.load('{spec.tfds_name}')\"` "
+                f"(it fetches {spec.fetch}) and copy ~/tensorflow_datasets/"
+                f"{spec.tfds_name} to {os.path.join(where, spec.tfds_name)}, "
+                f"or pass data_dir (--data-dir) where it lies"
+            )
+        raise FileNotFoundError(
+            f"The data set {name!r} is not downloaded: no prepared copy of "
+            f"{spec.tfds_name} in {where}. To use it, {how}."
+        ) from None
