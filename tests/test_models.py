@@ -235,7 +235,9 @@ def test_hybrid_stem(rng, tmp_path):
 def test_factory_accepts_overrides_and_dtype():
     model = keras_vit.ViTTiny16(num_classes=7, image_size=32, num_layers=1, dtype="mixed_bfloat16")
     assert model.config.num_classes == 7 and model.config.num_layers == 1
-    assert model.dtype_policy.name == "mixed_bfloat16" or model.get_layer("patch_embedding").dtype_policy.name == "mixed_bfloat16"
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("patch_embedding").dtype_policy.name == "mixed_bfloat16"
+    assert keras_vit.VisionTransformer.from_config(model.get_config()).dtype_policy.name == "mixed_bfloat16"
 
 
 # Mixed precision ----------------------------------------------------------------

@@ -57,13 +57,13 @@ class VisionTransformer(keras.Model):
         inputs = keras.Input(config.image_hw + (config.num_channels,), name="images")
         outputs = _forward(inputs, config, policy)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        self.dtype_policy = policy  # functional models ignore a `dtype` argument
         self.config = config
-        self._policy_config = keras.dtype_policies.serialize(policy)
 
     def get_config(self):
         return {
             "config": self.config.to_dict(),
-            "dtype": self._policy_config,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "name": self.name,
             "trainable": self.trainable,
         }
