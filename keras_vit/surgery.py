@@ -211,9 +211,14 @@ def _config_of(model):
 
 
 def _rebuild(model, config):
+    import keras
+
     from keras_vit.models.vit import VisionTransformer
 
-    return VisionTransformer(config, dtype=model.dtype_policy, name=model.name)
+    policy = model.get_config().get("dtype")  # the policy it was built with
+    if isinstance(policy, dict):
+        policy = keras.dtype_policies.deserialize(policy)
+    return VisionTransformer(config, dtype=policy, name=model.name)
 
 
 def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"):

@@ -159,3 +159,10 @@ def test_resize_rejects_relative_and_bad_size():
         keras_vit.resize_position_embeddings(keras_vit.ViT(**TINY, position_embedding="relative"), 48)
     with pytest.raises(ValueError, match="divisible"):
         keras_vit.resize_position_embeddings(keras_vit.ViT(**TINY), 36)
+
+
+def test_surgery_keeps_the_dtype_policy():
+    model = keras_vit.ViT(**TINY, dtype="mixed_bfloat16")
+    new = keras_vit.resize_position_embeddings(keras_vit.replace_head(model, 3), 48)
+    assert new.get_layer("transformer_block_0").dtype_policy.name == "mixed_bfloat16"
+    assert new.name == model.name
