@@ -93,7 +93,15 @@ def _parse_shots(text):
 
 def _evaluation_data(args, model, with_fewshot):
     """The test split (and the few-shot pool) of `args.data`, at the model's input size."""
-    from keras_vit.data import load_dataset
+    try:
+        import tensorflow  # noqa: F401 - tf.data carries every data set
+
+        from keras_vit.data import load_dataset
+    except ImportError as error:
+        raise CommandError(
+            f"--data needs tensorflow and tensorflow-datasets ({error}); "
+            "install them with `pip install keras-vit[tf]`"
+        ) from None
 
     height, width, channels = model.inputs[0].shape[1:]
     num_classes = model.outputs[0].shape[-1]

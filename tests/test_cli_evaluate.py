@@ -89,13 +89,18 @@ def test_predict_without_model_uses_the_shipped_digits_model(images, capsys):
         assert "digits model" in one_error_line(capsys, "predict")
 
 
-@pytest.mark.parametrize("kind", ["text", "empty", "missing"])
+@pytest.mark.parametrize("kind", ["text", "empty", "truncated", "directory", "missing"])
 def test_predict_bad_image_is_one_line(digit_model_path, tmp_path, capsys, kind):
     path = tmp_path / "notes.png"
     if kind == "text":
         path.write_text("this is not a picture")
     elif kind == "empty":
         path.write_bytes(b"")
+    elif kind == "truncated":
+        Image.fromarray(np.full((64, 64), 7, np.uint8)).save(tmp_path / "whole.png")
+        path.write_bytes((tmp_path / "whole.png").read_bytes()[:60])
+    elif kind == "directory":
+        path.mkdir()
     code = main(["predict", str(path), "--model", str(digit_model_path)])
     assert code == 1
     line = one_error_line(capsys, "predict")

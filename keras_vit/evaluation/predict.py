@@ -76,6 +76,8 @@ def load_images(paths, image_size, num_channels):
     arrays = []
     for path in paths:
         path = pathlib.Path(path)
+        if path.is_dir():
+            raise ValueError(f"not an image: {path} is a directory")
         if not path.is_file():
             raise FileNotFoundError(f"image file not found: {path}")
         try:
