@@ -421,3 +421,20 @@ def test_cli_missing_file_and_bad_set(tmp_path, capsys):
     assert "No checkpoint" in cli_error(capsys, tmp_path, str(tmp_path / "nope.npz"))
     assert "FIELD=VALUE" in cli_error(capsys, tmp_path, NPZ, "--set", "num_heads")
     assert "Unknown ViTConfig field" in cli_error(capsys, tmp_path, NPZ, "--set", "heads=2")
+
+
+def test_source_without_head(tmp_path):
+    """A pre-logits layer without a head (HF ViTModel's pooler): features or a zero head."""
+    items = {k: v for k, v in npz_items(NPZ).items() if not k.startswith("head/")}
+    np.savez(tmp_path / "nohead.npz", **items)
+    path = str(tmp_path / "nohead.npz")
+    with pytest.raises(CheckpointError, match="pre-logits layer but no head; pass num_classes"):
+        keras_vit.convert_checkpoint(path)
+    features = keras_vit.convert_checkpoint(path, include_top=False)
+    assert features.config.include_top is False
+    zero = keras_vit.convert_checkpoint(path, num_classes=4)
+    assert zero.config.representation_size == 16 and not np.asarray(zero(PIXELS)).any()
+    config = keras_vit.ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_layers=2,
+                                 num_heads=2, mlp_dim=48, num_classes=4)
+    tuned = load_pretrained(path, config=config)  # pre-logits dropped, as the original does
+    assert tuned.config.representation_size is None and not np.asarray(tuned(PIXELS)).any()

@@ -169,6 +169,11 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
 
     >>> model = keras_vit.convert_checkpoint("ViT-B_16.npz")
     """
+    return _convert(source, format, variant, dtype, name, None, config_overrides)[0]
+
+
+def _convert(source, format, variant, dtype, name, zero_head_classes, config_overrides):
+    """(model, whether the source had a head); `zero_head_classes` fills a missing head."""
     from keras_vit.models.config import field_names
 
     unknown = sorted(set(config_overrides) - set(field_names()))
@@ -213,9 +218,12 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
                 f"{fields['num_classes']} classes; convert, then use "
                 "keras_vit.replace_head for a new head."
             )
-    new_head = not has_head and (overrides.get("include_top") or "num_classes" in overrides)
-    fields.setdefault("include_top", has_head or bool(new_head))
-    if not fields["include_top"] and fields.get("pooling") == "token" and "representation_size" in fields:
+    if not has_head and zero_head_classes:
+        fields["num_classes"] = zero_head_classes
+    new_head = not has_head and bool(
+        zero_head_classes or overrides.get("include_top") or "num_classes" in overrides)
+    fields.setdefault("include_top", has_head or new_head)
+    if not fields["include_top"] and "representation_size" in fields and "include_top" not in overrides:
         raise CheckpointError(
             f"{path} has a pre-logits layer but no head; pass num_classes= for a "
             "new zero head after it."
@@ -235,7 +243,7 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
         from keras_vit.surgery import resize_position_embeddings
 
         model = resize_position_embeddings(model, resize_to, method=_RESAMPLE[format])
-    return model
+    return model, has_head
 
 
 def resolve(source, variant=None):
@@ -310,7 +318,7 @@ def load_pretrained(weights, config, variant=None, dtype=None, name=None, method
 
     path, entry = resolve(weights, variant)
     fmt = entry.format if entry else detect_format(path)
-    source = convert_checkpoint(path, format=fmt, variant=variant, dtype=dtype)
+    source, had_head = _convert(path, fmt, variant, dtype, None, config.num_classes, {})
     src = source.config
     for key in ("hidden_size", "num_layers", "num_heads", "mlp_dim", "patch_size", "num_channels"):
         if getattr(src, key) != getattr(config, key):
@@ -318,7 +326,8 @@ def load_pretrained(weights, config, variant=None, dtype=None, name=None, method
                 f"{weights} holds a model with {key}={getattr(src, key)}, but the "
                 f"model asked for has {key}={getattr(config, key)}."
             )
-    keep_head = src.include_top and config.include_top and config.num_classes == src.num_classes
+    keep_head = (had_head and src.include_top and config.include_top
+                 and config.num_classes == src.num_classes)
     target = src.replace(
         **{k: getattr(config, k) for k in _USER_FIELDS},
         representation_size=src.representation_size if keep_head else config.representation_size,
