@@ -17,7 +17,7 @@ from safetensors.numpy import load_file, save_file
 
 import keras_vit
 from keras_vit import cli
-from keras_vit.checkpoints import CheckpointError, convert, detect_format, load_pretrained, registry
+from keras_vit.checkpoints import CheckpointError, detect_format, load_pretrained, registry
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 NPZ = os.path.join(FIXTURES, "original_tiny.npz")

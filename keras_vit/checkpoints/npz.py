@@ -84,7 +84,7 @@ def _layout(tensors, source):
 
 
 def infer_config(tensors, source):
-    """(tensors without prefix, ViTConfig fields read from the shapes, names, posemb key)."""
+    """(prefix-free tensors, ViTConfig fields from the shapes, patch count, layout)."""
     t, names = _layout(tensors, source)
     kernel = t["embedding/kernel"]
     if kernel.ndim != 4 or kernel.shape[0] != kernel.shape[1]:
@@ -97,7 +97,7 @@ def infer_config(tensors, source):
         layers += 1
     if layers == 0:
         raise CheckpointError(f"{source}: no `Transformer/encoderblock_0` tensors.")
-    block = f"Transformer/encoderblock_0/"
+    block = "Transformer/encoderblock_0/"
     heads = t[f"{block}{names[1]}/query/kernel"].shape[1]
     mlp = t[f"{block}{names[3]}/Dense_0/kernel"].shape[1]
     class_token = "cls" in t
