@@ -205,3 +205,26 @@ def test_shipped_digits_model_reads_held_out_digits_from_png(tmp_path, capsys):
     predicted = [int(line.split(": ")[1].split(" ")[0]) for line in lines]
     # The model is >= 98 % accurate on these; PNG rounding and PIL's resize may cost one.
     assert np.sum(np.array(predicted) == labels[:30]) >= 28
+
+
+def test_evaluate_tfds_cifar10_on_mock_data(tmp_path, capsys):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_vit.data import load_dataset
+
+    model = keras_vit.ViT(image_size=32, patch_size=8, num_channels=3, hidden_size=32,
+                          num_layers=1, num_heads=2, mlp_dim=32, num_classes=10)
+    head = model.get_layer("head")
+    rng = np.random.default_rng(2)
+    head.set_weights([rng.normal(size=w.shape).astype("float32") for w in head.get_weights()])
+    model.save(tmp_path / "c10.keras")
+    with tfds.testing.mock_data(num_examples=40):
+        argv = ["evaluate", "--model", str(tmp_path / "c10.keras"), "--data", "cifar10",
+                "--shots", "none"]
+        assert main(argv) == 0
+        printed = json.loads(capsys.readouterr().out)
+        test, _ = load_dataset("cifar10", "test", image_size=32, shuffle=False)
+        x, y = map(np.concatenate, zip(*test.as_numpy_iterator()))
+    logits = model.predict(x, verbose=0)
+    assert printed["num_examples"] == 40 and "fewshot" not in printed
+    assert printed["top1"] == pytest.approx(np.mean(logits.argmax(1) == y))
+    assert printed["top5"] == pytest.approx(np.mean((np.argsort(-logits, 1)[:, :5] == y[:, None]).any(1)))
