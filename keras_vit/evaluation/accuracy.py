@@ -97,8 +97,9 @@ def evaluate(
             batches `(images, labels)` (or dicts with "image"/"label"), or an
             `(images, labels)` pair of arrays. Labels are ints or one-hot.
         fewshot_data: the split the few-shot examples are drawn from (the
-            training split), in the same forms; None skips few-shot.
-            Defaults to None.
+            training split), in the same forms and in a fixed order (not
+            reshuffled), so the seeded shot selection repeats; None skips
+            few-shot. Defaults to None.
         top_k: the k of each top-k accuracy; a k above the number of classes
             is left out. Defaults to (1, 5).
         shots: few-shot shot counts per class. Defaults to (1, 5, 10, 25).
@@ -110,7 +111,7 @@ def evaluate(
     Returns:
         A dict: "num_examples", "top1", "top5", ... (those that apply),
         "fewshot" {"1": acc, "5": acc, ...} when `fewshot_data` is given,
-        "fewshot_l2_reg", "fewshot_seed", "seconds".
+        "fewshot_l2_reg", "fewshot_seed", "fewshot_num_seeds", "seconds".
 
     Example:
 
@@ -122,37 +123,39 @@ def evaluate(
     start = time.perf_counter()
     extractor = feature_model(model)
     has_head = extractor is not model
-    if has_head:
-        run = _BatchRunner(keras.Model(model.input, [model.outputs[0], extractor.outputs[0]]))
-    else:
-        run = _BatchRunner(extractor)
-    logits, features, labels = [], [], []
-    for images, y in iterate_batches(data, batch_size):
-        if has_head:
-            out, feats = run(images)
-            logits.append(np.asarray(out, dtype=np.float32))
-        else:
-            feats = run(images)
-        features.append(np.asarray(feats, dtype=np.float32))
-        labels.append(y)
-    _check_not_empty(labels)
-    labels = np.concatenate(labels)
+    # One forward pass gives logits and features; one runner, one trace.
+    outputs = [model.outputs[0], extractor.outputs[0]] if has_head else extractor.outputs[0]
+    run = _BatchRunner(keras.Model(model.input, outputs) if has_head else extractor)
+
+    def forward(data):
+        logits, features, labels = [], [], []
+        for images, y in iterate_batches(data, batch_size):
+            out = run(images)
+            if has_head:
+                logits.append(np.asarray(out[0], dtype=np.float32))
+                out = out[1]
+            features.append(np.asarray(out, dtype=np.float32))
+            labels.append(y)
+        _check_not_empty(labels)
+        logits = np.concatenate(logits) if has_head else None
+        return logits, np.concatenate(features), np.concatenate(labels)
+
+    logits, features, labels = forward(data)
     results = {"num_examples": int(labels.shape[0])}
     num_classes = None
     if has_head:
-        logits = np.concatenate(logits)
         num_classes = logits.shape[1]
         for k in top_k:
             if check_positive_int("top_k", k) == 1 or num_classes > k:  # top-5 where K > 5
                 results[f"top{k}"] = top_k_accuracy(logits, labels, k)
     if fewshot_data is not None:
-        train_features, train_labels = extract_features(model, fewshot_data, batch_size)
+        _, train_features, train_labels = forward(fewshot_data)
         if num_classes is None:
             num_classes = int(max(labels.max(), train_labels.max())) + 1
         accuracies = fewshot_accuracy(
             train_features,
             train_labels,
-            np.concatenate(features),
+            features,
             labels,
             num_classes=num_classes,
             shots=shots,
@@ -163,6 +166,7 @@ def evaluate(
         results["fewshot"] = {str(n): acc for n, acc in accuracies.items()}
         results["fewshot_l2_reg"] = float(l2_reg)
         results["fewshot_seed"] = int(seed)
+        results["fewshot_num_seeds"] = int(num_seeds)
     results["seconds"] = round(time.perf_counter() - start, 3)
     return results
 
