@@ -39,12 +39,20 @@ def wrap(layer, input_shape):
 def check_train_step(model, inputs, targets, loss="mse"):
     """One optimizer step changes every trainable weight and reduces the loss
     on a repeated batch."""
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss, jit_compile=False)
+    # XLA compiles slowly under TF on a CPU; JAX without jit runs op by op.
+    jit = keras.backend.backend() == "jax"
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss, jit_compile=jit)
+    loss_fn = keras.losses.get(loss)
+
+    def inference_loss():  # deterministic: no dropout or drop path
+        return float(np.mean(loss_fn(targets, model(inputs, training=False))))
+
     before = [np.array(w) for w in model.trainable_weights]
-    first = model.train_on_batch(inputs, targets)
-    for _ in range(4):
-        last = model.train_on_batch(inputs, targets)
+    first = inference_loss()
+    for _ in range(5):
+        model.train_on_batch(inputs, targets)
     after = [np.array(w) for w in model.trainable_weights]
     changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
     assert all(changed), [w.path for w, c in zip(model.trainable_weights, changed) if not c]
+    last = inference_loss()
     assert np.isfinite(last) and last < first
