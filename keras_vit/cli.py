@@ -6,6 +6,7 @@ library function a user can call from Python too.
 """
 
 import argparse
+import os
 import sys
 
 
@@ -21,6 +22,122 @@ def add_summary(sub):
         keras_vit.ViT(
             args.model, image_size=args.image_size, num_classes=args.num_classes
         ).summary()
+        return 0
+
+    p.set_defaults(run=run)
+
+
+def _recipe_arguments(p, defaults):
+    """Options shared by `train` and `finetune`; None takes the recipe's value."""
+    p.add_argument("--data", default="digits",
+                   help="digits, cifar10, cifar100, oxford_iiit_pet, oxford_flowers102, "
+                   "imagenet2012, or an image folder (default: digits)")
+    p.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    p.add_argument("--manual-dir", default=None, help="imagenet2012: folder of its tar files")
+    p.add_argument("--output-dir", default=None, help=f"run folder (default: {defaults})")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
+    p.add_argument("--warmup-epochs", type=float, default=None)
+    p.add_argument("--decay", choices=("cosine", "linear"), default=None)
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--augment", default=None,
+                   help="none, auto, or translate/crop_flip/randaugment/mixup/cutmix "
+                   "joined by '+'")
+    p.add_argument("--image-size", type=int, default=None, help="training resolution")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="mixed_float16 on a GPU, mixed_bfloat16 on a CPU")
+    p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
+                   help="XLA: auto = on for GPU/TPU, off on a CPU unless measured faster")
+    p.add_argument("--distribute", action="store_true",
+                   help="data-parallel over all devices (MirroredStrategy on TensorFlow, "
+                   "keras.distribution.DataParallel on JAX)")
+    p.add_argument("--gradient-accumulation-steps", type=int, default=None,
+                   help="sum gradients of this many batches per update")
+    p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+
+
+def _recipe_kwargs(args):
+    return dict(
+        data=args.data, data_dir=args.data_dir, manual_dir=args.manual_dir,
+        output_dir=args.output_dir, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs, decay=args.decay,
+        label_smoothing=args.label_smoothing, augment=args.augment,
+        image_size=args.image_size, seed=args.seed, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile, distribute=args.distribute,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        tensorboard=not args.no_tensorboard,
+    )
+
+
+def _print_metrics(metrics, command, output_dir):
+    import json
+    import shlex
+
+    shown = {k: v for k, v in metrics.items() if k != "config"}
+    print(json.dumps(shown, indent=2))
+    # Record how the run was made next to its metrics.
+    path = os.path.join(output_dir, "metrics.json")
+    with open(path) as f:
+        saved = json.load(f)
+    saved["command"] = " ".join(["keras-vit", command] + [shlex.quote(a) for a in sys.argv[2:]])
+    with open(path, "w") as f:
+        json.dump(saved, f, indent=2)
+
+
+def add_train(sub):
+    p = sub.add_parser(
+        "train",
+        help="Train a ViT from scratch (default: digits, offline, ~2 minutes on a CPU).",
+        description="Pre-training recipe of the paper: AdamW, warmup then cosine decay, "
+        "grad-norm clip 1, label smoothing, dropout, stochastic depth. Writes "
+        "DIR/model.keras, DIR/metrics.json, DIR/history.csv and TensorBoard logs in "
+        "DIR/logs; run again with the same --output-dir to resume after an interruption.",
+    )
+    p.add_argument("--model", default=None,
+                   help="'digits' (the small default for digits), a variant such as Ti/16")
+    _recipe_arguments(p, "runs/<data>")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--dropout-rate", type=float, default=None)
+    p.add_argument("--drop-path-rate", type=float, default=None, help="stochastic depth")
+
+    def run(args):
+        from keras_vit.training import train
+
+        kwargs = _recipe_kwargs(args)
+        kwargs["output_dir"] = args.output_dir or os.path.join(
+            "runs", os.path.basename(str(args.data).rstrip("/")))
+        metrics = train(model=args.model, weight_decay=args.weight_decay,
+                        dropout_rate=args.dropout_rate, drop_path_rate=args.drop_path_rate,
+                        **kwargs)
+        _print_metrics(metrics, "train", kwargs["output_dir"])
+        return 0
+
+    p.set_defaults(run=run)
+
+
+def add_finetune(sub):
+    p = sub.add_parser(
+        "finetune",
+        help="Fine-tune a pre-trained ViT (checkpoint name or file) on a data set.",
+        description="Fine-tuning recipe of the paper: SGD momentum 0.9, cosine decay, "
+        "grad-norm clip 1, no weight decay; a zero head for the data set's classes "
+        "and, with --image-size, position embeddings resampled to the new grid.",
+    )
+    p.add_argument("--weights", required=True,
+                   help="a .keras model, a checkpoint file (.npz, safetensors) or a "
+                   "registered name such as B/16:augreg_in21k")
+    _recipe_arguments(p, "runs/finetune-<data>")
+
+    def run(args):
+        from keras_vit.training import finetune
+
+        kwargs = _recipe_kwargs(args)
+        kwargs["output_dir"] = args.output_dir or os.path.join(
+            "runs", "finetune-" + os.path.basename(str(args.data).rstrip("/")))
+        metrics = finetune(args.weights, **kwargs)
+        _print_metrics(metrics, "finetune", kwargs["output_dir"])
         return 0
 
     p.set_defaults(run=run)
@@ -270,7 +387,7 @@ def add_benchmark(sub):
 
 
 # One entry per command, in the order `--help` lists them.
-COMMANDS = [add_summary, add_evaluate, add_predict, add_convert, add_benchmark]
+COMMANDS = [add_summary, add_train, add_finetune, add_evaluate, add_predict, add_convert, add_benchmark]
 
 
 def build_parser():

@@ -1,0 +1,26 @@
+"""Training: the paper's pre-training and fine-tuning recipes, schedules, callbacks.
+
+`keras_vit.training.train(...)` and `finetune(...)` are what `keras-vit train`
+and `keras-vit finetune` call. Importing this package imports Keras only;
+tensorflow is imported by the data pipeline when a run starts.
+"""
+
+from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged
+from keras_vit.training.recipes import (
+    DIGITS_MODEL,
+    DIGITS_RECIPE,
+    FINETUNE_RECIPE,
+    PRETRAIN_RECIPE,
+    finetuning_optimizer,
+    make_schedule,
+    pretraining_optimizer,
+)
+from keras_vit.training.schedules import WarmupDecay, warmup_decay
+from keras_vit.training.train import (
+    build_model,
+    finetune,
+    load_for_finetuning,
+    resolve_jit_compile,
+    test_metrics,
+    train,
+)
