@@ -124,6 +124,7 @@ def check_image_size(image_size):
     """None, or an (height, width) pair of positive ints."""
     if image_size is None:
         return None
+    given = image_size
     if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
         image_size = (image_size, image_size)
     if (
@@ -131,6 +132,7 @@ def check_image_size(image_size):
         or len(image_size) != 2
         or not all(isinstance(s, numbers.Integral) and s > 0 for s in image_size)
     ):
+        image_size = given
         raise ValueError(
             "Received an invalid value for argument `image_size`, expected "
             "None, a positive int or an (height, width) pair. "
