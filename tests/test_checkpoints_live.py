@@ -137,3 +137,31 @@ def test_original_npz_live_against_timm_load_weights(tmp_path):
         ref, ref2 = model(x).numpy(), reread(x).numpy()
     np.testing.assert_allclose(ref, ref2, atol=1e-5)  # the inverse mapping is right
     check(keras_vit.convert_checkpoint(str(tmp_path / "m.npz")), px, ref)
+
+
+def test_timm_hybrid_live(tmp_path):
+    """R50+ViT: timm's ResNetV2 (preact=False, "same" stem, StdConv2dSame eps 1e-8,
+    GroupNorm) under HybridEmbed, made tiny, against the Keras hybrid stem."""
+    vt = pytest.importorskip("timm.models.vision_transformer")
+    from safetensors.torch import save_file
+    from timm.layers import StdConv2dSame
+    from timm.models.resnetv2 import ResNetV2
+    from timm.models.vision_transformer_hybrid import HybridEmbed
+
+    backbone = ResNetV2(
+        layers=(1, 2), channels=(128, 256), stem_chs=32, num_classes=0, global_pool="",
+        in_chans=3, preact=False, stem_type="same",
+        conv_layer=functools.partial(StdConv2dSame, eps=1e-8))
+    model = vt.VisionTransformer(
+        img_size=(32, 48), patch_size=1, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2,
+        num_classes=3, embed_layer=functools.partial(HybridEmbed, backbone=backbone)).eval()
+    perturb(model, 4)
+    save_file(model.state_dict(), str(tmp_path / "m.safetensors"))
+    px = pixels(32, 48)
+    with torch.no_grad():
+        ref = model((torch.from_numpy(px).permute(0, 3, 1, 2) / 255 - 0.5) / 0.5).numpy()
+    keras_model = keras_vit.convert_checkpoint(
+        str(tmp_path / "m.safetensors"), num_heads=2, image_size=(32, 48))
+    c = keras_model.config
+    assert (c.hybrid_layers, c.hybrid_width, c.grid_size) == ((1, 2), 32, (4, 6))
+    check(keras_model, px, ref)

@@ -79,6 +79,7 @@ def _read(path, fmt, variant, overrides):
                 meta["num_classes"] = cfg["num_classes"]
             path = os.path.join(folder, "model.safetensors")
         tensors = safetensors_io.read(path)
+        meta["image_size"] = overrides.get("image_size")
         fields, n, layout = timm.infer_config(tensors, path, meta)
         if "num_heads" not in overrides and not variant and not meta.get("variant"):
             raise CheckpointError(
@@ -119,7 +120,9 @@ def _grid_config(fields, n_patches, overrides, source):
     from keras_vit.models.config import ViTConfig
 
     wanted = overrides.get("image_size")
-    patch = fields["patch_size"]
+    layers = fields.get("hybrid_layers")
+    # Pixels per grid cell: the patch, times the hybrid ResNet stem's stride.
+    patch = fields["patch_size"] * (4 * 2 ** (len(layers) - 1) if layers else 1)
     if n_patches is None:  # no position embedding: any size
         return ViTConfig.from_dict({**fields, "image_size": wanted or fields.get("image_size", 224)}), None
     if wanted is not None:
