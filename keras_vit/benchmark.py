@@ -258,6 +258,7 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
                "configs": []}
     for config in configs:
         log(f"== {config.name}: batch {config.batch_size}, {config.steps} steps/rep, {reps} reps")
+        load = _load_average()
         # Workers import, build and warm up side by side (most of that is
         # single-threaded tracing); timing starts once all are ready.
         rows, workers = [], []
@@ -294,6 +295,7 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
                         continue
                     row["all"].append(answer["images_per_s"])
                     row["peak_rss_mib"] = answer["peak_rss_mib"]
+                    row["peak_device_mib"] = answer.get("peak_device_mib")
                     if measure_matmul and config.mode == "inference":
                         for lib, value in worker.ask(cmd="matmul").items():
                             row["matmul"].setdefault(lib, []).append(value)
@@ -314,8 +316,17 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
                 row["flops_per_s"] = row["images_per_s"] * config.step_flops()
                 row["fraction_of_peak"] = row["flops_per_s"] / peak if peak else None
         results["configs"].append({"config": dataclasses.asdict(config), "rows": rows,
-                                   "matmul": matmul, "peak_flops_per_s": peak})
+                                   "matmul": matmul, "peak_flops_per_s": peak,
+                                   "load": (load, _load_average())})
     return results
+
+
+def _load_average():
+    """The 1-minute load average: other work on the machine skews every row."""
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return None
 
 
 def machine_info():
@@ -371,6 +382,9 @@ def format_table(results, command=None):
                   f"MLP {cfg['mlp_dim']}, {cfg['num_classes']} classes, batch "
                   f"{cfg['batch_size']}, {cfg['dtype']}, {cfg['steps']} steps per rep; "
                   f"{BenchConfig(**cfg).forward_flops() / 1e9:.2f} GFLOPs per image forward."]
+        if c.get("load"):
+            lines.append(f"Load average (1 min) at the start and end: {c['load'][0]} and "
+                         f"{c['load'][1]} on {m['cpus']} CPUs.")
         if c["matmul"]:
             lines.append("Matrix-multiply throughput on the model's GEMM shapes: " + ", ".join(
                 f"{lib} {v / 1e9:.1f}" for lib, v in sorted(c["matmul"].items()))
@@ -382,6 +396,10 @@ def format_table(results, command=None):
                 and r["runner"]["framework"] == "keras_vit"]
         head = "| framework | images/s (median) | min-max | vs fastest peer | peak RSS MiB |"
         rule = "|---|---:|---:|---:|---:|"
+        device_memory = any(r.get("peak_device_mib") for r in c["rows"])
+        if device_memory:
+            head += " peak GPU MiB |"
+            rule += "---:|"
         if c["matmul"]:
             head += " GFLOP/s | % of matmul peak |"
             rule += "---:|---:|"
@@ -395,6 +413,8 @@ def format_table(results, command=None):
             line = (f"| {row['label']} | {row['images_per_s']:.2f} | "
                     f"{min(row['all']):.2f}-{max(row['all']):.2f} | {ratio} | "
                     f"{row['peak_rss_mib']:.0f} |")
+            if device_memory:
+                line += f" {row.get('peak_device_mib') or 0:.0f} |"
             if c["matmul"]:
                 line += (f" {row['flops_per_s'] / 1e9:.1f} | "
                          f"{100 * row['fraction_of_peak']:.0f} % |")
@@ -412,6 +432,15 @@ def format_table(results, command=None):
 
 
 def _peak_rss_mib():
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss on Linux,
+    it starts afresh at exec, so the driver's memory is not counted)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -525,6 +554,16 @@ class _KerasWorker:
             self.model.predict(self.x, batch_size=b, verbose=0)
         return len(self.x) / (time.perf_counter() - start)
 
+    def peak_device_mib(self):
+        """Peak accelerator memory (JAX on a GPU), else None."""
+        if self.spec["device"] != "gpu" or self.spec["backend"] != "jax":
+            return None
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return peak / 2**20 if peak else None
+
     def matmul(self):
         import numpy as np
 
@@ -618,6 +657,11 @@ class _TimmWorker:
         self._run(self.batches)
         return len(self.batches) * self.spec["batch_size"] / (time.perf_counter() - start)
 
+    def peak_device_mib(self):
+        if self.device != "cuda":
+            return None
+        return self.torch.cuda.max_memory_allocated() / 2**20
+
     def matmul(self):
         torch = self.torch
         dtype = torch.bfloat16 if self.spec["dtype"] == "bfloat16" else torch.float32
@@ -650,7 +694,8 @@ def _worker_main(spec):
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "measure":
-            send({"images_per_s": worker.measure(), "peak_rss_mib": _peak_rss_mib()})
+            send({"images_per_s": worker.measure(), "peak_rss_mib": _peak_rss_mib(),
+                  "peak_device_mib": worker.peak_device_mib()})
         elif command["cmd"] == "matmul":
             send(worker.matmul())
         else:
@@ -709,9 +754,9 @@ def main(args):
         configs = dry_run_configs(configs)
     runners = (parse_runners(args.runner, pythons) if args.runner
                else default_runners(args.device, pythons))
-    if args.dry_run and args.device == "gpu":
-        runners = [dataclasses.replace(r, jit_compile="eager") if r.jit_compile == "compile"
-                   and not args.allow_cpu_compile else r for r in runners]
+    if args.dry_run and not args.allow_cpu_compile:
+        # torch.compile on the CPU builds C++ kernels for minutes: left out.
+        runners = [r for r in runners if r.jit_compile != "compile"]
     device = "cpu" if args.dry_run else args.device
     results = run_benchmark(configs, runners, device=device, reps=args.reps,
                             threads=args.threads)
