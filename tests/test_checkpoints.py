@@ -438,3 +438,14 @@ def test_source_without_head(tmp_path):
                                  num_heads=2, mlp_dim=48, num_classes=4)
     tuned = load_pretrained(path, config=config)  # pre-logits dropped, as the original does
     assert tuned.config.representation_size is None and not np.asarray(tuned(PIXELS)).any()
+
+
+def test_timm_hybrid_r50_stem_matches_timm():
+    """The hybrid stem (weight-standardised convs, GroupNorm, "same" padding)
+    against timm's ResNetV2 + HybridEmbed (tests/fixtures/make_hybrid_fixture.py)."""
+    model = keras_vit.convert_checkpoint(
+        os.path.join(FIXTURES, "timm_hybrid_tiny.safetensors"), num_heads=2)
+    c = model.config
+    assert (c.hybrid_layers, c.hybrid_width, c.patch_size, c.grid_size) == ((1,), 32, 1, (8, 8))
+    assert model.get_layer("stem_conv").epsilon == 1e-8
+    assert_logits_match(model, np.load(os.path.join(FIXTURES, "timm_hybrid_logits.npy")))
