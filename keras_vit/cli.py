@@ -86,6 +86,22 @@ def _print_metrics(metrics, command, output_dir):
         json.dump(saved, f, indent=2)
 
 
+def _parse_fields(items):
+    """`--set FIELD=VALUE` pairs as a dict; values read as JSON where they parse."""
+    import json
+
+    fields = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise CommandError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            fields[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            fields[name.strip()] = text
+    return fields
+
+
 def add_train(sub):
     p = sub.add_parser(
         "train",
@@ -101,11 +117,15 @@ def add_train(sub):
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--dropout-rate", type=float, default=None)
     p.add_argument("--drop-path-rate", type=float, default=None, help="stochastic depth")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other ViTConfig field, e.g. --set num_layers=6 (repeatable)")
 
     def run(args):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
         from keras_vit.training import train
 
         kwargs = _recipe_kwargs(args)
+        kwargs["model_fields"] = _parse_fields(args.set)
         kwargs["output_dir"] = args.output_dir or os.path.join(
             "runs", os.path.basename(str(args.data).rstrip("/")))
         metrics = train(model=args.model, weight_decay=args.weight_decay,
@@ -131,6 +151,7 @@ def add_finetune(sub):
     _recipe_arguments(p, "runs/finetune-<data>")
 
     def run(args):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
         from keras_vit.training import finetune
 
         kwargs = _recipe_kwargs(args)

@@ -7,7 +7,7 @@ RandomTranslation, RandAugment, MixUp and CutMix, which run inside tf.data.
 import numbers
 
 AUGMENTATIONS = {
-    "translate": "random shifts of up to 1/8 of each side, zero fill (digits)",
+    "translate": "random whole-pixel shifts of up to 1/8 of each side, zero fill (digits)",
     "crop_flip": "resize 1/8 larger, random crop back, random horizontal flip",
     "randaugment": "RandAugment, 2 random ops of magnitude 0.5",
     "mixup": "MixUp (alpha 0.2); labels become mixed one-hot vectors",
@@ -94,7 +94,8 @@ def batch_transform(augment, num_classes, seed=None):
     if "translate" in augment:
         layers.append(
             keras.layers.RandomTranslation(
-                0.125, 0.125, fill_mode="constant", fill_value=0.0, seed=seed
+                0.125, 0.125, fill_mode="constant", fill_value=0.0,
+                interpolation="nearest", seed=seed,  # whole-pixel shifts, no blur
             )
         )
     if "randaugment" in augment:

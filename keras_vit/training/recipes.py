@@ -10,20 +10,23 @@ import keras
 
 from keras_vit.training.schedules import WarmupDecay
 
-# `keras-vit train` with no arguments: a 4-layer, width-64 ViT on 8x8 digits
-# cut into 2x2 patches (16 tokens + class token). Chosen by measurement on a
-# 2-core CPU (README, "Training on digits").
+# `keras-vit train` with no arguments: a 4-layer, width-64 ViT on the 8x8
+# digits upscaled (bilinear) to 16x16 and cut into 4x4 patches (16 tokens +
+# class token). Upscaling makes neighbouring patches share pixels, an overlap
+# that measured 96.4 % -> 98.1 % against 2x2 patches of the 8x8 images at the
+# same cost. Chosen by measurement on a 2-core CPU (README, "Training on digits").
 DIGITS_MODEL = dict(
-    patch_size=2, hidden_size=64, num_layers=4, num_heads=4, mlp_dim=128,
+    patch_size=4, hidden_size=64, num_layers=4, num_heads=4, mlp_dim=128,
 )
 DIGITS_RECIPE = dict(
-    model="digits", epochs=40, batch_size=32, learning_rate=2e-3, weight_decay=0.05,
+    model="digits", image_size=16, epochs=40, batch_size=32, learning_rate=2e-3,
+    weight_decay=0.05,
     warmup_epochs=3, decay="cosine", label_smoothing=0.1, dropout_rate=0.0,
     drop_path_rate=0.0, augment="auto", jit_compile_cpu=True,
 )
 # From scratch on anything else: the paper's optimiser at a small-data scale.
 PRETRAIN_RECIPE = dict(
-    model="Ti/16", epochs=100, batch_size=128, learning_rate=1e-3, weight_decay=0.05,
+    model="Ti/16", image_size=None, epochs=100, batch_size=128, learning_rate=1e-3, weight_decay=0.05,
     warmup_epochs=5, decay="cosine", label_smoothing=0.1, dropout_rate=0.0,
     drop_path_rate=0.1, augment="auto", jit_compile_cpu=False,
 )

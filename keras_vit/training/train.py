@@ -74,13 +74,13 @@ def resolve_jit_compile(jit_compile, cpu_default=False):
 
 
 def _distribution_scope(distribute, verbose):
-    """A context for building the model: MirroredStrategy (TF) or DataParallel (JAX)."""
+    """A context factory for building the model: MirroredStrategy (TF) or DataParallel (JAX)."""
     import contextlib
 
     import keras
 
     if not distribute:
-        return contextlib.nullcontext(), 1
+        return contextlib.nullcontext, 1
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -89,13 +89,13 @@ def _distribution_scope(distribute, verbose):
         strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
         _log(f"Distributing over {strategy.num_replicas_in_sync} replicas "
              f"(MirroredStrategy: {', '.join(d.name for d in devices)}).", verbose)
-        return strategy.scope(), strategy.num_replicas_in_sync
+        return strategy.scope, strategy.num_replicas_in_sync
     if backend == "jax":
         devices = keras.distribution.list_devices()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         _log(f"Distributing over {len(devices)} devices (keras.distribution.DataParallel).",
              verbose)
-        return contextlib.nullcontext(), len(devices)
+        return contextlib.nullcontext, len(devices)
     raise ValueError(
         "Received an invalid value for argument `distribute`: data-parallel "
         "training is supported on the tensorflow and jax backends. "
@@ -142,7 +142,11 @@ def build_model(model, info, image_size=None, dtype=None, **fields):
     if model == "digits":
         config = keras_vit.ViTConfig(**DIGITS_MODEL, **shape)
     elif isinstance(model, str):
-        config = keras_vit.variant_config(model, **shape)
+        try:
+            config = keras_vit.variant_config(model, **shape)
+        except ValueError as error:  # name the argument the user gave
+            raise ValueError(str(error).replace("`config`", "`model`").replace(
+                "config=", "model=")) from None
         h, w = config.image_hw
         if h % config.patch_size or w % config.patch_size or config.num_patches < 4:
             # A 16 px patch on a 32 px image leaves 4 tokens: use 4 px patches.
@@ -153,6 +157,14 @@ def build_model(model, info, image_size=None, dtype=None, **fields):
         raise ValueError(
             "Received an invalid value for argument `model`, expected 'digits', a "
             f"variant name like 'Ti/16' or a ViTConfig dict. Received: model={model!r}"
+        )
+    from keras_vit.models.config import field_names
+
+    unknown = sorted(set(fields) - set(field_names()))
+    if unknown:
+        raise ValueError(
+            "Received an invalid value for argument `model_fields`: unknown ViTConfig "
+            f"field(s) {', '.join(unknown)}. Known: {', '.join(field_names())}"
         )
     config = config.replace(**{k: v for k, v in fields.items() if v is not None})
     return keras_vit.VisionTransformer(config, dtype=dtype, name="vit")
@@ -216,7 +228,7 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, epochs, label_sm
         ))
     if done < epochs:
         model.fit(train_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks,
-                  verbose=verbose)
+                  verbose=verbose, shuffle=False)  # tf.data shuffles already
     else:
         _log(f"All {epochs} epochs were already done; evaluating the saved state.", verbose)
     model_path = os.path.join(output_dir, "model.keras")
@@ -261,6 +273,13 @@ def _steps_per_epoch(info, dataset, batch_size):
     return sum(1 for _ in dataset)
 
 
+def _divisor(steps, most=16):
+    """Batches per compiled call on a CPU: a divisor of `steps` up to `most` (so the
+    progress bar ends on the epoch's last step), or `most` when none is near it."""
+    best = max(d for d in range(1, min(most, steps) + 1) if steps % d == 0)
+    return best if best >= most // 2 else min(most, steps)
+
+
 def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=None,
           learning_rate=None, weight_decay=None, warmup_epochs=None, decay=None,
           label_smoothing=None, dropout_rate=None, drop_path_rate=None, image_size=None,
@@ -296,8 +315,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
             on TensorFlow, keras.distribution.DataParallel on JAX.
         gradient_accumulation_steps: int, apply the summed gradients of this
             many batches at once (batches larger than memory). Defaults to None.
-        steps_per_execution: int, batches per compiled call (None: 16 on a
-            CPU, which hides the per-step overhead of small models; 1 else).
+        steps_per_execution: int, batches per compiled call (None: up to 16
+            on a CPU, a divisor of the epoch's steps, which hides the per-step overhead of small models; 1 else).
         data_dir, manual_dir: passed to `load_dataset`.
         model_fields: dict of other `ViTConfig` fields. Defaults to None.
         tensorboard: write TensorBoard logs. Defaults to True.
@@ -321,7 +340,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  label_smoothing=label_smoothing, dropout_rate=dropout_rate,
-                 drop_path_rate=drop_path_rate, augment=augment)
+                 drop_path_rate=drop_path_rate, augment=augment, image_size=image_size)
     recipe.update({k: v for k, v in given.items() if v is not None})
     for name in ("epochs", "batch_size"):
         value = recipe[name]
@@ -342,14 +361,15 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
     scope, replicas = _distribution_scope(distribute, verbose_log)
     if distribute and jit and not _has_accelerator():
         jit = False  # XLA across virtual CPU replicas is not supported by TF
+    image_size = recipe["image_size"]
     common = dict(image_size=image_size, batch_size=recipe["batch_size"], seed=seed,
                   data_dir=data_dir, manual_dir=manual_dir)
     train_ds, info = load_dataset(data, "train", augment=recipe["augment"], **common)
     test_ds, _ = load_dataset(data, "test", augment=None, **common)
     steps = _steps_per_epoch(info, train_ds, recipe["batch_size"])
     if steps_per_execution is None:
-        steps_per_execution = 1 if _has_accelerator() or distribute else min(16, steps)
-    with scope:
+        steps_per_execution = 1 if _has_accelerator() or distribute else _divisor(steps)
+    with scope():
         vit = build_model(recipe["model"], info, image_size=image_size,
                           dtype=_policy(mixed_precision),
                           dropout_rate=recipe["dropout_rate"],
@@ -370,7 +390,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         model_config=vit.config.to_dict(), parameters=int(vit.count_params()),
     )
     train_ds = _to_one_hot(train_ds, info.num_classes, info.one_hot_labels)
-    with scope:
+    with scope():
         return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe["epochs"],
                     recipe["label_smoothing"], jit, steps_per_execution, verbose, tensorboard,
                     config, start)
@@ -458,7 +478,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     jit = resolve_jit_compile(jit_compile, False)
     keras.utils.set_random_seed(seed)
     scope, replicas = _distribution_scope(distribute, verbose_log)
-    with scope:
+    with scope():
         # Probe the data set for its classes first, then load at the model's size.
         _, probe = load_dataset(data, "test", batch_size=1, data_dir=data_dir,
                                 manual_dir=manual_dir)
@@ -472,8 +492,8 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     test_ds = _match_channels(test_ds, info.num_channels, vit.config.num_channels)
     steps = _steps_per_epoch(info, train_ds, recipe["batch_size"])
     if steps_per_execution is None:
-        steps_per_execution = 1 if _has_accelerator() or distribute else min(16, steps)
-    with scope:
+        steps_per_execution = 1 if _has_accelerator() or distribute else _divisor(steps)
+    with scope():
         schedule = make_schedule(recipe["learning_rate"], recipe["epochs"], steps,
                                  recipe["warmup_epochs"], recipe["decay"])
         optimizer = finetuning_optimizer(
@@ -486,7 +506,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
         model_config=vit.config.to_dict(), parameters=int(vit.count_params()),
     )
     train_ds = _to_one_hot(train_ds, info.num_classes, info.one_hot_labels)
-    with scope:
+    with scope():
         return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe["epochs"],
                     recipe["label_smoothing"], jit, steps_per_execution, verbose, tensorboard,
                     config, start)

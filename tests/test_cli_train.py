@@ -1,0 +1,88 @@
+"""`keras-vit train|finetune` end to end: run folder, resume after SIGKILL, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from keras_vit.training.callbacks import read_history  # noqa: E402
+
+TINY = ["--set", "num_layers=1", "--set", "hidden_size=16", "--set", "num_heads=2",
+        "--set", "mlp_dim=32", "--jit-compile", "off"]
+
+
+def _cli(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "keras_vit", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_train_writes_model_metrics_history_and_logs(tmp_path):
+    out = _cli("train", "--epochs", "1", "--batch-size", "128", "--output-dir",
+               str(tmp_path), *TINY)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("model.keras", "metrics.json", "history.csv"):
+        assert (tmp_path / name).exists(), name
+    assert any(f.startswith("events.out.tfevents") for _, _, files in os.walk(tmp_path / "logs")
+               for f in files)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) >= {"test_accuracy", "test_top5_accuracy", "seconds", "config",
+                            "command"}
+    assert metrics["config"]["model_config"]["num_layers"] == 1
+    assert metrics["command"].startswith("keras-vit train --epochs 1")
+    printed = json.loads(out.stdout)
+    assert printed["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_sigkill_then_rerun_completes_each_epoch_once(tmp_path):
+    args = ["train", "--epochs", "10", "--batch-size", "32", "--output-dir", str(tmp_path),
+            "--no-tensorboard", *TINY]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen([sys.executable, "-m", "keras_vit", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = str(tmp_path / "history.csv")
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if len(read_history(history)) >= 2:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    killed_at = len(read_history(history))
+    assert 2 <= killed_at < 10
+    assert not (tmp_path / "model.keras").exists()
+    out = _cli(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Resuming from epoch" in out.stderr
+    epochs = [int(r["epoch"]) for r in read_history(history)]
+    assert epochs == list(range(1, 11))
+    assert (tmp_path / "model.keras").exists()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 2 <= metrics["resumed_from_epoch"] < 10
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "mnist"], "expected one of digits, cifar10"),
+    (["train", "--data", "cifar10", "--data-dir", "{tmp}"], "not downloaded"),
+    (["train", "--epochs", "0"], "`epochs`"),
+    (["train", "--set", "num_layerz=2"], "unknown ViTConfig field(s) num_layerz"),
+    (["finetune", "--weights", "{tmp}/missing.keras"], "No model file"),
+    (["finetune", "--weights", "{tmp}/bad.keras"], "is not a Keras model file"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    (tmp_path / "bad.keras").write_text("not a model")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = _cli(*args, "--output-dir", str(tmp_path / "run"))
+    assert out.returncode == 1
+    lines = [l for l in out.stderr.splitlines() if l.startswith("keras-vit ")]
+    assert len(lines) == 1 and message in lines[0], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr

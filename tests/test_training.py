@@ -1,0 +1,286 @@
+"""keras_vit.training: schedules by value, optimizers, resume, NaN, distribution."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+import keras  # noqa: E402
+
+from keras_vit.training import (  # noqa: E402
+    ResumableCheckpoint,
+    TrainingDiverged,
+    WarmupDecay,
+    finetuning_optimizer,
+    make_schedule,
+    pretraining_optimizer,
+    warmup_decay,
+)
+from keras_vit.training.callbacks import read_history, read_state, write_history  # noqa: E402
+
+TINY = dict(patch_size=4, hidden_size=16, num_layers=1, num_heads=2, mlp_dim=32)
+
+
+def test_warmup_cosine_by_value():
+    # Warmup 10 steps to 1e-3, cosine to 0 at step 110.
+    f = lambda s: warmup_decay(s, 1e-3, total_steps=110, warmup_steps=10)  # noqa: E731
+    assert f(0) == pytest.approx(1e-4)
+    assert f(4) == pytest.approx(5e-4)
+    assert f(9) == pytest.approx(1e-3)
+    assert f(10) == pytest.approx(1e-3)
+    assert f(60) == pytest.approx(0.5e-3)  # half way: cos(pi/2) = 0
+    assert f(35) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert f(110) == pytest.approx(0.0, abs=1e-12) and f(500) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_warmup_linear_by_value():
+    f = lambda s: warmup_decay(s, 2.0, 20, 4, decay="linear", end_learning_rate=0.5)  # noqa: E731
+    assert [f(s) for s in (0, 3)] == pytest.approx([0.5, 2.0])
+    assert f(12) == pytest.approx(0.5 + 1.5 * 0.5)
+    assert f(20) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("decay", ["cosine", "linear"])
+def test_keras_schedule_equals_the_pure_function(decay):
+    schedule = WarmupDecay(3e-3, total_steps=50, warmup_steps=7, decay=decay,
+                           end_learning_rate=1e-5)
+    steps = [0, 1, 6, 7, 8, 20, 49, 50, 80]
+    got = [float(keras.ops.convert_to_numpy(schedule(s))) for s in steps]
+    expected = [warmup_decay(s, 3e-3, 50, 7, decay, 1e-5) for s in steps]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    again = WarmupDecay.from_config(schedule.get_config())
+    assert again.get_config() == schedule.get_config()
+    no_warmup = WarmupDecay(1.0, total_steps=10)
+    assert float(keras.ops.convert_to_numpy(no_warmup(0))) == pytest.approx(1.0)
+
+
+def test_schedule_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="`decay`.*Received: decay='step'"):
+        WarmupDecay(1e-3, 10, decay="step")
+    with pytest.raises(ValueError, match="`total_steps`"):
+        WarmupDecay(1e-3, 0)
+
+
+def test_make_schedule_counts_steps_per_epoch():
+    schedule = make_schedule(1e-3, epochs=10, steps_per_epoch=45, warmup_epochs=2)
+    assert (schedule.total_steps, schedule.warmup_steps) == (450, 90)
+
+
+def test_recipe_optimizers():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                              keras.layers.LayerNormalization()])
+    adamw = pretraining_optimizer(1e-3, weight_decay=0.1, model=model,
+                                  gradient_accumulation_steps=4)
+    assert isinstance(adamw, keras.optimizers.AdamW)
+    assert (adamw.beta_1, adamw.beta_2, adamw.global_clipnorm) == (0.9, 0.999, 1.0)
+    assert adamw.weight_decay == 0.1 and adamw.gradient_accumulation_steps == 4
+    adamw.build(model.trainable_variables)
+    decayed = {v.name: adamw._use_weight_decay(v) for v in model.trainable_variables}
+    assert decayed == {"kernel": True, "bias": False, "gamma": False, "beta": False}
+    sgd = finetuning_optimizer(0.01)
+    assert isinstance(sgd, keras.optimizers.SGD)
+    assert (sgd.momentum, sgd.global_clipnorm, sgd.weight_decay) == (0.9, 1.0, None)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        pretraining_optimizer(1e-3, gradient_accumulation_steps=0)
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    """Two accumulated batches of 4 give the update of one batch of 8 (SGD)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 5)).astype("float32")
+    y = rng.normal(size=(8, 2)).astype("float32")
+
+    def run(batch, accumulate):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+        model.compile(keras.optimizers.SGD(0.1, gradient_accumulation_steps=accumulate),
+                      "mse")
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(run(8, None), run(4, 2)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _small_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    return model
+
+
+def test_resume_cuts_history_to_the_committed_epoch(tmp_path):
+    """A kill between writing history.csv and committing state.json repeats no row."""
+    x = np.ones((4, 3), "float32")
+    y = np.zeros((4, 2), "float32")
+    model = _small_model()
+    callback = ResumableCheckpoint(str(tmp_path / "ckpt"), str(tmp_path / "history.csv"))
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+    assert read_state(str(tmp_path / "ckpt"))["epoch"] == 2
+    weights = model.get_weights()
+    rows = read_history(str(tmp_path / "history.csv"))
+    # Simulate the kill: a row for epoch 3 written, its state never committed.
+    write_history(str(tmp_path / "history.csv"), rows + [dict(rows[-1], epoch="3")])
+    fresh = _small_model()
+    callback = ResumableCheckpoint(str(tmp_path / "ckpt"), str(tmp_path / "history.csv"))
+    assert callback.restore(fresh) == 2
+    assert [r["epoch"] for r in read_history(str(tmp_path / "history.csv"))] == ["1", "2"]
+    for a, b in zip(fresh.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    fresh.fit(x, y, epochs=4, initial_epoch=2, verbose=0, callbacks=[callback])
+    assert [r["epoch"] for r in read_history(str(tmp_path / "history.csv"))] == [
+        "1", "2", "3", "4"]
+    assert os.listdir(tmp_path / "ckpt") == ["state.json", "epoch-4.weights.h5"] or sorted(
+        os.listdir(tmp_path / "ckpt")) == ["epoch-4.weights.h5", "state.json"]
+
+
+def test_nan_stops_and_keeps_the_last_good_state(tmp_path):
+    """Epoch 2's data holds a NaN: training stops, epoch 1's state stays."""
+    passes = []
+
+    def generator():
+        passes.append(1)
+        for i in range(4):
+            value = np.nan if len(passes) == 2 and i == 2 else 1.0
+            yield np.full((2, 3), value, "float32"), np.zeros((2, 2), "float32")
+
+    dataset = tf.data.Dataset.from_generator(
+        generator, output_signature=(tf.TensorSpec((2, 3)), tf.TensorSpec((2, 2))))
+    model = _small_model()
+    callback = ResumableCheckpoint(str(tmp_path / "ckpt"), str(tmp_path / "history.csv"))
+    model.fit(dataset, epochs=5, verbose=0, callbacks=[callback])
+    assert callback.diverged == (2, 3)
+    assert read_state(str(tmp_path / "ckpt"))["epoch"] == 1
+    assert [r["epoch"] for r in read_history(str(tmp_path / "history.csv"))] == ["1"]
+    fresh = _small_model()
+    callback.restore(fresh)
+    assert all(np.isfinite(w).all() for w in fresh.get_weights())
+
+
+def test_train_stops_on_nan_with_a_clear_message(tmp_path, monkeypatch):
+    """Through `train`: the message names the epoch and where the good model is."""
+    import keras_vit.data
+    from keras_vit.training import train
+
+    real = keras_vit.data.load_dataset
+
+    def poisoned(name, split="train", **kwargs):
+        dataset, info = real(name, split, **kwargs)
+        if split != "train":
+            return dataset, info
+        passes = []
+
+        def generator():  # the second pass over the data (epoch 2) is all NaN
+            passes.append(1)
+            for images, labels in dataset:
+                yield images.numpy() * (np.nan if len(passes) >= 2 else 1.0), labels.numpy()
+
+        signature = (tf.TensorSpec((None, None, None, 1), tf.float32),
+                     tf.TensorSpec((None,), tf.int32))
+        return tf.data.Dataset.from_generator(generator, output_signature=signature), info
+
+    monkeypatch.setattr(keras_vit.data, "load_dataset", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"NaN or infinite at epoch 2.*last good model "
+                       r"\(epoch 1\)"):
+        train("digits", model=TINY, output_dir=str(tmp_path), epochs=3, batch_size=256,
+              jit_compile=False, tensorboard=False, verbose=0)
+    assert os.path.exists(tmp_path / "model.keras")
+    saved = keras.models.load_model(tmp_path / "model.keras")
+    assert all(np.isfinite(w).all() for w in saved.get_weights())
+    assert [r["epoch"] for r in read_history(str(tmp_path / "history.csv"))] == ["1"]
+
+
+def test_train_on_digits_writes_the_run_folder(tmp_path):
+    from keras_vit.training import train
+
+    metrics = train("digits", model=TINY, output_dir=str(tmp_path), epochs=2,
+                    batch_size=64, learning_rate=5e-3, warmup_epochs=0, jit_compile=False,
+                    verbose=0)
+    for name in ("model.keras", "metrics.json", "history.csv", "logs"):
+        assert os.path.exists(tmp_path / name), name
+    with open(tmp_path / "metrics.json") as f:
+        saved = json.load(f)
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
+    assert saved["config"]["model_config"]["hidden_size"] == 16
+    assert saved["config"]["learning_rate"] == 5e-3 and saved["config"]["epochs"] == 2
+    # The reported figures are those of the saved model on the held-out split.
+    from keras_vit.data import load_digits_arrays
+
+    x_test, y_test = load_digits_arrays("test")
+    model = keras.models.load_model(tmp_path / "model.keras")
+    x_test = tf.image.resize(x_test, (16, 16), method="bilinear").numpy()  # the recipe's size
+    logits = model.predict(x_test, verbose=0)
+    assert metrics["test_accuracy"] == pytest.approx((logits.argmax(-1) == y_test).mean())
+    top5 = np.argsort(-logits, -1)[:, :5]
+    assert metrics["test_top5_accuracy"] == pytest.approx(
+        (top5 == y_test[:, None]).any(-1).mean())
+    assert metrics["test_accuracy"] > 0.3  # two epochs of a 1-layer model already learn
+    rows = read_history(str(tmp_path / "history.csv"))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    # Run again: nothing left to do, the state is kept, and it says so.
+    again = train("digits", model=TINY, output_dir=str(tmp_path), epochs=2, batch_size=64,
+                  learning_rate=5e-3, warmup_epochs=0, jit_compile=False, verbose=0)
+    assert again["resumed_from_epoch"] == 2
+    assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_train_rejects_bad_arguments(tmp_path):
+    from keras_vit.training import train
+
+    with pytest.raises(ValueError, match="`epochs`.*Received: epochs=0"):
+        train(epochs=0, output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        train(learning_rate=-1.0, output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="`model`.*unknown variant 'Q/16'"):
+        train(model="Q/16", epochs=1, output_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="`jit_compile`"):
+        train(jit_compile="sometimes", output_dir=str(tmp_path))
+
+
+def test_finetune_resizes_and_replaces_the_head(tmp_path):
+    """A digits model fine-tuned at 16 px: grid 2x2 -> 4x4, zero head, SGD recipe."""
+    import keras_vit
+    from keras_vit.training import finetune
+
+    source = keras_vit.ViT(image_size=8, num_channels=1, num_classes=7, **TINY)
+    source.save(tmp_path / "source.keras")
+    metrics = finetune(str(tmp_path / "source.keras"), "digits", image_size=16, epochs=1,
+                       batch_size=256, output_dir=str(tmp_path / "ft"), jit_compile=False,
+                       tensorboard=False, verbose=0)
+    model = keras.models.load_model(tmp_path / "ft" / "model.keras")
+    assert model.config.image_hw == (16, 16) and model.config.num_classes == 10
+    assert metrics["config"]["batch_size"] == 256 and metrics["config"]["learning_rate"] == 0.01
+    # The position embeddings started from the resampled ones of the source.
+    resized = keras_vit.resize_position_embeddings(source, 16)
+    before = resized.get_layer("patch_encoder").position_embedding_layer.embeddings
+    after = model.get_layer("patch_encoder").position_embedding_layer.embeddings
+    assert before.shape == after.shape == (1, 17, 16)
+
+
+DISTRIBUTED = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from keras_vit.training import train
+    m = train("digits", model=dict(patch_size=4, hidden_size=16, num_layers=1, num_heads=2,
+              mlp_dim=32), output_dir=sys.argv[1], epochs=1, batch_size=64,
+              distribute=True, tensorboard=False, verbose=0)
+    print(json.dumps({"replicas": m["config"]["replicas"], "acc": m["test_accuracy"]}))
+""")
+
+
+def test_distribute_over_two_virtual_cpus(tmp_path):
+    out = subprocess.run([sys.executable, "-c", DISTRIBUTED, str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert os.path.exists(tmp_path / "model.keras")
