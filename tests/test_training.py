@@ -219,7 +219,8 @@ def test_train_on_digits_writes_the_run_folder(tmp_path):
     top5 = np.argsort(-logits, -1)[:, :5]
     assert metrics["test_top5_accuracy"] == pytest.approx(
         (top5 == y_test[:, None]).any(-1).mean())
-    assert metrics["test_accuracy"] > 0.3  # two epochs of a 1-layer model already learn
+    # The zero head starts at loss ln(10) and chance accuracy: two epochs do better.
+    assert metrics["test_loss"] < math.log(10) - 0.05 and metrics["test_accuracy"] > 0.13
     rows = read_history(str(tmp_path / "history.csv"))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert float(rows[1]["loss"]) < float(rows[0]["loss"])

@@ -193,6 +193,12 @@ def test_metrics(model, dataset, num_classes):
     return metrics
 
 
+def _tensorboard_installed():
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def _save_atomic(model, path):
     tmp = os.path.join(os.path.dirname(path) or ".", ".tmp-" + os.path.basename(path))
     model.save(tmp)
@@ -222,6 +228,9 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, epochs, label_sm
         _log(f"Resuming from epoch {done} of {epochs} "
              f"(state in {os.path.join(output_dir, 'checkpoint')}).", verbose)
     callbacks = [checkpoint]
+    if tensorboard and not _tensorboard_installed():
+        _log("TensorBoard logs skipped: `pip install tensorboard` to have them.", verbose)
+        tensorboard = False
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(
             os.path.join(output_dir, "logs"), write_graph=False, update_freq="epoch"
