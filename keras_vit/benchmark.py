@@ -381,7 +381,7 @@ def format_table(results, command=None):
                   f"{cfg['hidden_size']}, depth {cfg['num_layers']}, heads {cfg['num_heads']}, "
                   f"MLP {cfg['mlp_dim']}, {cfg['num_classes']} classes, batch "
                   f"{cfg['batch_size']}, {cfg['dtype']}, {cfg['steps']} steps per rep; "
-                  f"{BenchConfig(**cfg).forward_flops() / 1e9:.2f} GFLOPs per image forward."]
+                  f"{BenchConfig(**cfg).forward_flops() / 1e9:.3g} GFLOPs per image forward."]
         if c.get("load"):
             lines.append(f"Load average (1 min) at the start and end: {c['load'][0]} and "
                          f"{c['load'][1]} on {m['cpus']} CPUs.")
