@@ -86,3 +86,32 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     lines = [l for l in out.stderr.splitlines() if l.startswith("keras-vit ")]
     assert len(lines) == 1 and message in lines[0], out.stderr[-2000:]
     assert "Traceback" not in out.stderr
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_shipped_digits_model_reaches_98_percent_on_the_held_out_split():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_vit.data import load_digits_arrays
+
+    folder = os.path.join(ROOT, "weights", "digits")
+    model = keras.models.load_model(os.path.join(folder, "model.keras"))
+    images, labels = load_digits_arrays("test")
+    images = tf.image.resize(images, model.input.shape[1:3], method="bilinear").numpy()
+    accuracy = float((model.predict(images, verbose=0).argmax(-1) == labels).mean())
+    metrics = json.loads(open(os.path.join(folder, "metrics.json")).read())
+    assert accuracy >= 0.98
+    assert accuracy == pytest.approx(metrics["test_accuracy"])
+    assert metrics["command"] == "keras-vit train --output-dir weights/digits"
+    assert os.path.getsize(os.path.join(folder, "model.keras")) < 5 * 2**20
+
+
+def test_checkpoint_list_matches_the_registry():
+    from keras_vit.checkpoints import registry
+
+    with open(os.path.join(ROOT, "weights", "CHECKPOINTS.md")) as f:
+        assert registry.markdown_table() in f.read()
