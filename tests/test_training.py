@@ -285,3 +285,19 @@ def test_distribute_over_two_virtual_cpus(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
     assert os.path.exists(tmp_path / "model.keras")
+
+
+def test_distribute_on_jax_over_two_virtual_cpus(tmp_path):
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    script = DISTRIBUTED.split("from keras_vit.training import train", 1)[1]
+    script = "import json, sys\nfrom keras_vit.training import train" + script.replace(
+        "distribute=True,", "distribute=True, jit_compile=False,")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["replicas"] == 2
+    assert "DataParallel" not in out.stdout  # logs go to stderr, the result to stdout
+    with open(tmp_path / "metrics.json") as f:
+        assert json.load(f)["backend"] == "jax"

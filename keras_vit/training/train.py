@@ -273,8 +273,10 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, epochs, label_sm
     return metrics
 
 
-def _steps_per_epoch(info, dataset, batch_size):
+def _steps_per_epoch(info, dataset, batch_size, drop_remainder=False):
     if info.num_examples:
+        if drop_remainder:
+            return max(info.num_examples // batch_size, 1)
         return math.ceil(info.num_examples / batch_size)
     cardinality = int(dataset.cardinality())
     if cardinality > 0:
@@ -385,9 +387,11 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
     image_size = recipe["image_size"]
     common = dict(image_size=image_size, batch_size=recipe["batch_size"], seed=seed,
                   data_dir=data_dir, manual_dir=manual_dir)
-    train_ds, info = load_dataset(data, "train", augment=recipe["augment"], **common)
+    # Replicas split every batch evenly: drop a last, partial one when distributing.
+    train_ds, info = load_dataset(data, "train", augment=recipe["augment"],
+                                  drop_remainder=bool(distribute), **common)
     test_ds, _ = load_dataset(data, "test", augment=None, **common)
-    steps = _steps_per_epoch(info, train_ds, recipe["batch_size"])
+    steps = _steps_per_epoch(info, train_ds, recipe["batch_size"], bool(distribute))
     if steps_per_execution is None:
         steps_per_execution = 1 if _has_accelerator() or distribute else _divisor(steps)
     with scope():
