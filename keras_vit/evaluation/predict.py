@@ -9,7 +9,13 @@ import numpy as np
 from keras_vit.utils import check_positive_int
 
 # The digits model `keras-vit train` makes and the project ships (weights/).
-DIGITS_MODEL = pathlib.Path(__file__).resolve().parents[2] / "weights" / "digits" / "model.keras"
+# Installed from a wheel it lies in keras_vit/weights/; in a source checkout, in weights/.
+_PACKAGE = pathlib.Path(__file__).resolve().parents[1]
+DIGITS_MODEL = next(
+    (root / "digits" / "model.keras" for root in (_PACKAGE / "weights", _PACKAGE.parent / "weights")
+     if (root / "digits" / "model.keras").exists()),
+    _PACKAGE.parent / "weights" / "digits" / "model.keras",
+)
 
 
 def load_model(path):
