@@ -301,3 +301,14 @@ def test_distribute_on_jax_over_two_virtual_cpus(tmp_path):
     assert "DataParallel" not in out.stdout  # logs go to stderr, the result to stdout
     with open(tmp_path / "metrics.json") as f:
         assert json.load(f)["backend"] == "jax"
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow limit")
+@pytest.mark.parametrize("entry", ["train", "finetune"])
+def test_accumulation_under_mirrored_strategy_is_refused(entry, tmp_path):
+    from keras_vit import training
+
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2, distribute=True"):
+        getattr(training, entry)(
+            *(() if entry == "train" else (str(tmp_path / "missing.keras"),)),
+            output_dir=str(tmp_path), distribute=True, gradient_accumulation_steps=2)

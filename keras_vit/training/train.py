@@ -73,6 +73,22 @@ def resolve_jit_compile(jit_compile, cpu_default=False):
     return bool(jit_compile)
 
 
+def _check_accumulation(gradient_accumulation_steps, distribute):
+    """Refuses what TensorFlow cannot do: accumulate gradients under MirroredStrategy."""
+    import keras
+
+    if distribute and gradient_accumulation_steps not in (None, 1):
+        if keras.backend.backend() == "tensorflow":
+            # Keras' optimizers apply accumulated updates inside a cond, which
+            # MirroredStrategy cannot synchronise (a merge_call RuntimeError).
+            raise ValueError(
+                "Received an invalid value for argument `gradient_accumulation_steps`: "
+                "Keras cannot accumulate gradients under tf.distribute.MirroredStrategy; "
+                "use a larger per-replica batch or drop `distribute`. Received: "
+                f"gradient_accumulation_steps={gradient_accumulation_steps}, distribute=True"
+            )
+
+
 def _distribution_scope(distribute, verbose):
     """A context factory for building the model: MirroredStrategy (TF) or DataParallel (JAX)."""
     import contextlib
@@ -369,18 +385,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
     verbose_log = verbose not in (0, False)
     jit = resolve_jit_compile(jit_compile, recipe.pop("jit_compile_cpu"))
     keras.utils.set_random_seed(seed)
-    if distribute and gradient_accumulation_steps not in (None, 1):
-        import keras as _keras
-
-        if _keras.backend.backend() == "tensorflow":
-            # Keras' optimizers apply accumulated updates inside a cond, which
-            # MirroredStrategy cannot synchronise (a merge_call RuntimeError).
-            raise ValueError(
-                "Received an invalid value for argument `gradient_accumulation_steps`: "
-                "Keras cannot accumulate gradients under tf.distribute.MirroredStrategy; "
-                "use a larger per-replica batch or drop `distribute`. Received: "
-                f"gradient_accumulation_steps={gradient_accumulation_steps}, distribute=True"
-            )
+    _check_accumulation(gradient_accumulation_steps, distribute)
     scope, replicas = _distribution_scope(distribute, verbose_log)
     if distribute and jit and not _has_accelerator():
         jit = False  # XLA across virtual CPU replicas is not supported by TF
@@ -502,18 +507,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     verbose_log = verbose not in (0, False)
     jit = resolve_jit_compile(jit_compile, False)
     keras.utils.set_random_seed(seed)
-    if distribute and gradient_accumulation_steps not in (None, 1):
-        import keras as _keras
-
-        if _keras.backend.backend() == "tensorflow":
-            # Keras' optimizers apply accumulated updates inside a cond, which
-            # MirroredStrategy cannot synchronise (a merge_call RuntimeError).
-            raise ValueError(
-                "Received an invalid value for argument `gradient_accumulation_steps`: "
-                "Keras cannot accumulate gradients under tf.distribute.MirroredStrategy; "
-                "use a larger per-replica batch or drop `distribute`. Received: "
-                f"gradient_accumulation_steps={gradient_accumulation_steps}, distribute=True"
-            )
+    _check_accumulation(gradient_accumulation_steps, distribute)
     scope, replicas = _distribution_scope(distribute, verbose_log)
     with scope():
         # Probe the data set for its classes first, then load at the model's size.
