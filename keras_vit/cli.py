@@ -71,6 +71,18 @@ def _recipe_kwargs(args):
     )
 
 
+def _run_recipe(args, command, *positional, **extra):
+    """`keras-vit train|finetune`: keras_vit.training.<command>, then its metrics."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
+    from keras_vit import training
+
+    kwargs = dict(_recipe_kwargs(args), **extra)
+    kwargs["output_dir"] = args.output_dir or training.default_output_dir(args.data, command)
+    metrics = getattr(training, command)(*positional, **kwargs)
+    _print_metrics(metrics, command, kwargs["output_dir"])
+    return 0
+
+
 def _print_metrics(metrics, command, output_dir):
     import json
     import shlex
@@ -121,18 +133,9 @@ def add_train(sub):
                    help="any other ViTConfig field, e.g. --set num_layers=6 (repeatable)")
 
     def run(args):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
-        from keras_vit.training import train
-
-        kwargs = _recipe_kwargs(args)
-        kwargs["model_fields"] = _parse_fields(args.set)
-        kwargs["output_dir"] = args.output_dir or os.path.join(
-            "runs", os.path.basename(str(args.data).rstrip("/")))
-        metrics = train(model=args.model, weight_decay=args.weight_decay,
-                        dropout_rate=args.dropout_rate, drop_path_rate=args.drop_path_rate,
-                        **kwargs)
-        _print_metrics(metrics, "train", kwargs["output_dir"])
-        return 0
+        return _run_recipe(args, "train", model=args.model, weight_decay=args.weight_decay,
+                           dropout_rate=args.dropout_rate, drop_path_rate=args.drop_path_rate,
+                           model_fields=_parse_fields(args.set))
 
     p.set_defaults(run=run)
 
@@ -151,15 +154,7 @@ def add_finetune(sub):
     _recipe_arguments(p, "runs/finetune-<data>")
 
     def run(args):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
-        from keras_vit.training import finetune
-
-        kwargs = _recipe_kwargs(args)
-        kwargs["output_dir"] = args.output_dir or os.path.join(
-            "runs", "finetune-" + os.path.basename(str(args.data).rstrip("/")))
-        metrics = finetune(args.weights, **kwargs)
-        _print_metrics(metrics, "finetune", kwargs["output_dir"])
-        return 0
+        return _run_recipe(args, "finetune", args.weights)
 
     p.set_defaults(run=run)
 

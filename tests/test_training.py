@@ -253,15 +253,44 @@ def test_finetune_resizes_and_replaces_the_head(tmp_path):
     source.save(tmp_path / "source.keras")
     metrics = finetune(str(tmp_path / "source.keras"), "digits", image_size=16, epochs=1,
                        batch_size=256, output_dir=str(tmp_path / "ft"), jit_compile=False,
-                       tensorboard=False, verbose=0)
+                       mixed_precision=True, tensorboard=False, verbose=0)
     model = keras.models.load_model(tmp_path / "ft" / "model.keras")
     assert model.config.image_hw == (16, 16) and model.config.num_classes == 10
     assert metrics["config"]["batch_size"] == 256 and metrics["config"]["learning_rate"] == 0.01
+    assert metrics["config"]["mixed_precision"] is True
+    assert model.dtype_policy.name == "mixed_bfloat16"  # on a CPU; float16 on a GPU
     # The position embeddings started from the resampled ones of the source.
     resized = keras_vit.resize_position_embeddings(source, 16)
     before = resized.get_layer("patch_encoder").position_embedding_layer.embeddings
     after = model.get_layer("patch_encoder").position_embedding_layer.embeddings
     assert before.shape == after.shape == (1, 17, 16)
+    with pytest.raises(ValueError, match="`epochs`, expected a positive integer"):
+        finetune(str(tmp_path / "source.keras"), "digits", epochs=0,
+                 output_dir=str(tmp_path / "bad"))
+    assert not os.path.exists(tmp_path / "bad")
+
+
+def test_load_for_finetuning_recasts_to_a_mixed_policy(tmp_path):
+    """dtype="mixed_bfloat16": the same float32 weights, bf16 compute, close logits."""
+    import keras_vit
+    from keras_vit.training.train import load_for_finetuning
+
+    source = keras_vit.ViT(image_size=8, num_channels=1, num_classes=10, **TINY)
+    head = source.get_layer("head")
+    head.kernel.assign(np.random.default_rng(0).normal(size=head.kernel.shape))
+    source.save(tmp_path / "source.keras")
+    mixed = load_for_finetuning(str(tmp_path / "source.keras"), 10, dtype="mixed_bfloat16")
+    assert mixed.dtype_policy.name == "mixed_bfloat16"
+    for a, b in zip(source.weights, mixed.weights, strict=True):
+        assert a.path == b.path and b.dtype == "float32"
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b))
+    x = np.random.default_rng(1).uniform(0, 255, (4, 8, 8, 1)).astype("float32")
+    want = keras.ops.convert_to_numpy(source(x))
+    got = keras.ops.convert_to_numpy(mixed(x))
+    assert got.dtype == np.float32  # the head computes in float32
+    np.testing.assert_allclose(got, want, atol=0.05 * np.abs(want).max())
+    assert np.abs(got - want).max() > 0  # bf16 compute really happened
 
 
 DISTRIBUTED = textwrap.dedent("""

@@ -18,6 +18,7 @@ from keras_vit.training.recipes import (
 from keras_vit.training.schedules import WarmupDecay, warmup_decay
 from keras_vit.training.train import (
     build_model,
+    default_output_dir,
     finetune,
     load_for_finetuning,
     resolve_jit_compile,

@@ -221,11 +221,38 @@ def _save_atomic(model, path):
     os.replace(tmp, path)
 
 
-def _fit(model, optimizer, train_ds, test_ds, info, output_dir, epochs, label_smoothing,
-         jit_compile, steps_per_execution, verbose, tensorboard, config, start, extra=None):
-    """Compiles, resumes, fits, saves and evaluates; shared by train and finetune."""
+def _check_recipe(recipe):
+    for name in ("epochs", "batch_size"):
+        value = recipe[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"Received an invalid value for argument `{name}`, expected a "
+                f"positive integer. Received: {name}={value!r}"
+            )
+    rate = recipe["learning_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ValueError(
+            "Received an invalid value for argument `learning_rate`, expected a "
+            f"positive number. Received: learning_rate={rate!r}"
+        )
+
+
+def _fit(model, optimizer, train_ds, test_ds, info, output_dir, recipe, record, *,
+         jit_compile, steps_per_execution, steps, verbose, tensorboard, start):
+    """Compiles, resumes, fits, saves and evaluates; shared by train and finetune.
+
+    `metrics.json`'s config is the recipe, the run's `record` (data, seed,
+    image size, ...) and what was resolved here (XLA, steps, the model).
+    """
     import keras
 
+    epochs, label_smoothing = recipe["epochs"], recipe["label_smoothing"]
+    config = dict(
+        recipe, **record, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+        steps_per_epoch=steps, model_config=model.config.to_dict(),
+        parameters=int(model.count_params()),
+    )
+    train_ds = _to_one_hot(train_ds, info.num_classes, info.one_hot_labels)
     os.makedirs(output_dir, exist_ok=True)
     model.compile(
         optimizer=optimizer,
@@ -279,7 +306,6 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, epochs, label_sm
         backend=keras.backend.backend(),
         config=config,
     )
-    metrics.update(extra or {})
     with open(os.path.join(output_dir, "metrics.json.tmp"), "w") as f:
         json.dump(metrics, f, indent=2, sort_keys=False, default=str)
     os.replace(os.path.join(output_dir, "metrics.json.tmp"),
@@ -287,6 +313,12 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, epochs, label_sm
     _log(f"Test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_examples']} "
          f"images; model in {model_path}.", verbose)
     return metrics
+
+
+def default_output_dir(data, command="train"):
+    """runs/<data> for `train`, runs/finetune-<data> for `finetune`."""
+    name = os.path.basename(str(data).rstrip("/"))
+    return os.path.join("runs", name if command == "train" else f"{command}-{name}")
 
 
 def _steps_per_epoch(info, dataset, batch_size, drop_remainder=False):
@@ -369,19 +401,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
                  label_smoothing=label_smoothing, dropout_rate=dropout_rate,
                  drop_path_rate=drop_path_rate, augment=augment, image_size=image_size)
     recipe.update({k: v for k, v in given.items() if v is not None})
-    for name in ("epochs", "batch_size"):
-        value = recipe[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(
-                f"Received an invalid value for argument `{name}`, expected a "
-                f"positive integer. Received: {name}={value!r}"
-            )
-    if not (isinstance(recipe["learning_rate"], (int, float)) and recipe["learning_rate"] > 0):
-        raise ValueError(
-            "Received an invalid value for argument `learning_rate`, expected a "
-            f"positive number. Received: learning_rate={recipe['learning_rate']!r}"
-        )
-    output_dir = output_dir or os.path.join("runs", os.path.basename(str(data).rstrip("/")))
+    _check_recipe(recipe)
+    output_dir = output_dir or default_output_dir(data, "train")
     verbose_log = verbose not in (0, False)
     jit = resolve_jit_compile(jit_compile, recipe.pop("jit_compile_cpu"))
     keras.utils.set_random_seed(seed)
@@ -412,24 +433,20 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         )
         if _policy(mixed_precision) == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    config = dict(
-        recipe, data=str(data), seed=seed, image_size=list(info.image_size),
-        mixed_precision=bool(mixed_precision), jit_compile=jit, distribute=bool(distribute),
-        replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps,
-        steps_per_execution=steps_per_execution, steps_per_epoch=steps,
-        model_config=vit.config.to_dict(), parameters=int(vit.count_params()),
-    )
-    train_ds = _to_one_hot(train_ds, info.num_classes, info.one_hot_labels)
+    record = dict(data=str(data), seed=seed, image_size=list(info.image_size),
+                  mixed_precision=bool(mixed_precision), distribute=bool(distribute),
+                  replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps)
     with scope():
-        return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe["epochs"],
-                    recipe["label_smoothing"], jit, steps_per_execution, verbose, tensorboard,
-                    config, start)
+        return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe, record,
+                    jit_compile=jit, steps_per_execution=steps_per_execution, steps=steps,
+                    verbose=verbose, tensorboard=tensorboard, start=start)
 
 
-def load_for_finetuning(weights, num_classes, image_size=None, dropout_rate=None):
+def load_for_finetuning(weights, num_classes, image_size=None, dropout_rate=None, dtype=None):
     """A model from a `.keras` file, a checkpoint file or a registered name,
-    with a zero head for `num_classes` and position embeddings resized to
-    `image_size` (keras_vit.replace_head / resize_position_embeddings)."""
+    with a zero head for `num_classes`, position embeddings resized to
+    `image_size` (keras_vit.replace_head / resize_position_embeddings) and,
+    with `dtype` (a policy such as "mixed_bfloat16"), rebuilt under it."""
     import keras
 
     import keras_vit
@@ -461,6 +478,13 @@ def load_for_finetuning(weights, num_classes, image_size=None, dropout_rate=None
 
         if to_hw("image_size", image_size) != model.config.image_hw:
             model = keras_vit.resize_position_embeddings(model, image_size)
+    if dtype is not None and model.dtype_policy.name != dtype:
+        from keras_vit.models.vit import VisionTransformer
+        from keras_vit.surgery import transfer_weights
+
+        recast = VisionTransformer(model.config, dtype=dtype, name=model.name)
+        transfer_weights(model, recast)  # variables stay float32 under mixed policies
+        model = recast
     return model
 
 
@@ -502,26 +526,31 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
                  warmup_epochs=warmup_epochs, decay=decay, label_smoothing=label_smoothing,
                  augment=augment)
     recipe.update({k: v for k, v in given.items() if v is not None})
-    output_dir = output_dir or os.path.join(
-        "runs", "finetune-" + os.path.basename(str(data).rstrip("/")))
+    _check_recipe(recipe)
+    output_dir = output_dir or default_output_dir(data, "finetune")
     verbose_log = verbose not in (0, False)
     jit = resolve_jit_compile(jit_compile, False)
     keras.utils.set_random_seed(seed)
     _check_accumulation(gradient_accumulation_steps, distribute)
     scope, replicas = _distribution_scope(distribute, verbose_log)
+    if distribute and jit and not _has_accelerator():
+        jit = False  # XLA across virtual CPU replicas is not supported by TF
     with scope():
         # Probe the data set for its classes first, then load at the model's size.
         _, probe = load_dataset(data, "test", batch_size=1, data_dir=data_dir,
                                 manual_dir=manual_dir)
-        vit = load_for_finetuning(weights, probe.num_classes, image_size)
+        vit = load_for_finetuning(weights, probe.num_classes, image_size,
+                                  dtype=_policy(mixed_precision))
     size = vit.config.image_hw
     common = dict(image_size=size, batch_size=recipe["batch_size"], seed=seed,
                   data_dir=data_dir, manual_dir=manual_dir)
-    train_ds, info = load_dataset(data, "train", augment=recipe["augment"], **common)
+    # Replicas split every batch evenly: drop a last, partial one when distributing.
+    train_ds, info = load_dataset(data, "train", augment=recipe["augment"],
+                                  drop_remainder=bool(distribute), **common)
     test_ds, _ = load_dataset(data, "test", augment=None, **common)
     train_ds = _match_channels(train_ds, info.num_channels, vit.config.num_channels)
     test_ds = _match_channels(test_ds, info.num_channels, vit.config.num_channels)
-    steps = _steps_per_epoch(info, train_ds, recipe["batch_size"])
+    steps = _steps_per_epoch(info, train_ds, recipe["batch_size"], bool(distribute))
     if steps_per_execution is None:
         steps_per_execution = 1 if _has_accelerator() or distribute else _divisor(steps)
     with scope():
@@ -529,15 +558,12 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
                                  recipe["warmup_epochs"], recipe["decay"])
         optimizer = finetuning_optimizer(
             schedule, gradient_accumulation_steps=gradient_accumulation_steps)
-    config = dict(
-        recipe, weights=str(weights), data=str(data), seed=seed, image_size=list(size),
-        mixed_precision=bool(mixed_precision), jit_compile=jit, distribute=bool(distribute),
-        replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps,
-        steps_per_execution=steps_per_execution, steps_per_epoch=steps,
-        model_config=vit.config.to_dict(), parameters=int(vit.count_params()),
-    )
-    train_ds = _to_one_hot(train_ds, info.num_classes, info.one_hot_labels)
+        if _policy(mixed_precision) == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    record = dict(weights=str(weights), data=str(data), seed=seed, image_size=list(size),
+                  mixed_precision=bool(mixed_precision), distribute=bool(distribute),
+                  replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps)
     with scope():
-        return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe["epochs"],
-                    recipe["label_smoothing"], jit, steps_per_execution, verbose, tensorboard,
-                    config, start)
+        return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe, record,
+                    jit_compile=jit, steps_per_execution=steps_per_execution, steps=steps,
+                    verbose=verbose, tensorboard=tensorboard, start=start)
