@@ -62,7 +62,9 @@ def test_predict_prints_class_and_probability_per_image(digit_model_path, images
     (result,) = json.loads(capsys.readouterr().out)
     (best,) = result["predictions"]
     assert best["class"] == expected[0]["predictions"][0]["class"]
-    assert best["probability"] == pytest.approx(expected[0]["predictions"][0]["probability"])
+    # One image alone vs in a batch of two: float32 rounding differs (XLA tiles by batch).
+    assert best["probability"] == pytest.approx(
+        expected[0]["predictions"][0]["probability"], rel=1e-5)
 
 
 def test_predict_uses_class_names_saved_beside_the_model(digit_model_path, images, capsys, tmp_path):

@@ -295,3 +295,23 @@ def test_unknown_names_are_listed():
         keras_vit.ViT("X/16")
     with pytest.raises(ValueError, match=r"Unknown ViTConfig field.*'num_layer'.*num_layers"):
         keras_vit.ViT("Ti/16", num_layer=3)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's default")
+def test_auto_jit_compile_turns_xla_on_for_tensorflow_on_a_cpu():
+    """Keras' "auto" leaves XLA off on a CPU; the model's "auto" measures faster with it."""
+    import tensorflow as tf
+
+    model = tiny()
+    assert model.jit_compile is True  # predict() without compile()
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.jit_compile is True
+    model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    assert model.jit_compile is False
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        distributed = tiny()
+        distributed.compile(optimizer="sgd", loss="mse")
+    assert distributed.jit_compile is False  # as Keras: no XLA under tf.distribute
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    plain.compile(optimizer="sgd", loss="mse")
+    assert plain.jit_compile is False  # Keras' own choice, untouched for other models
