@@ -19,7 +19,7 @@ DIGITS_MODEL = dict(
     patch_size=4, hidden_size=64, num_layers=4, num_heads=4, mlp_dim=128,
 )
 DIGITS_RECIPE = dict(
-    model="digits", image_size=16, epochs=40, batch_size=32, learning_rate=2e-3,
+    model="digits", image_size=16, epochs=60, batch_size=32, learning_rate=2e-3,
     weight_decay=0.05,
     warmup_epochs=3, decay="cosine", label_smoothing=0.1, dropout_rate=0.0,
     drop_path_rate=0.0, augment="auto", jit_compile_cpu=True,
