@@ -431,8 +431,6 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
             schedule, weight_decay=recipe["weight_decay"],
             gradient_accumulation_steps=gradient_accumulation_steps, model=vit,
         )
-        if _policy(mixed_precision) == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     record = dict(data=str(data), seed=seed, image_size=list(info.image_size),
                   mixed_precision=bool(mixed_precision), distribute=bool(distribute),
                   replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps)
@@ -558,8 +556,6 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
                                  recipe["warmup_epochs"], recipe["decay"])
         optimizer = finetuning_optimizer(
             schedule, gradient_accumulation_steps=gradient_accumulation_steps)
-        if _policy(mixed_precision) == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     record = dict(weights=str(weights), data=str(data), seed=seed, image_size=list(size),
                   mixed_precision=bool(mixed_precision), distribute=bool(distribute),
                   replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps)
