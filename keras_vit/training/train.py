@@ -440,7 +440,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
                     verbose=verbose, tensorboard=tensorboard, start=start)
 
 
-def load_for_finetuning(weights, num_classes, image_size=None, dropout_rate=None, dtype=None):
+def load_for_finetuning(weights, num_classes, image_size=None, dtype=None):
     """A model from a `.keras` file, a checkpoint file or a registered name,
     with a zero head for `num_classes`, position embeddings resized to
     `image_size` (keras_vit.replace_head / resize_position_embeddings) and,
