@@ -1,0 +1,121 @@
+"""`keras-vit train` and `keras-vit finetune`."""
+
+import os
+import sys
+
+from keras_vit.cli.common import parse_fields
+
+def _recipe_arguments(p, defaults):
+    """Options shared by `train` and `finetune`; None takes the recipe's value."""
+    p.add_argument("--data", default="digits",
+                   help="digits, cifar10, cifar100, oxford_iiit_pet, oxford_flowers102, "
+                   "imagenet2012, or an image folder (default: digits)")
+    p.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    p.add_argument("--manual-dir", default=None, help="imagenet2012: folder of its tar files")
+    p.add_argument("--output-dir", default=None, help=f"run folder (default: {defaults})")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
+    p.add_argument("--warmup-epochs", type=float, default=None)
+    p.add_argument("--decay", choices=("cosine", "linear"), default=None)
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--augment", default=None,
+                   help="none, auto, or translate/crop_flip/randaugment/mixup/cutmix "
+                   "joined by '+'")
+    p.add_argument("--image-size", type=int, default=None, help="training resolution")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="mixed_float16 on a GPU, mixed_bfloat16 on a CPU")
+    p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
+                   help="XLA: auto = on for GPU/TPU, off on a CPU unless measured faster")
+    p.add_argument("--distribute", action="store_true",
+                   help="data-parallel over all devices (MirroredStrategy on TensorFlow, "
+                   "keras.distribution.DataParallel on JAX)")
+    p.add_argument("--gradient-accumulation-steps", type=int, default=None,
+                   help="sum gradients of this many batches per update")
+    p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+
+
+def _recipe_kwargs(args):
+    return dict(
+        data=args.data, data_dir=args.data_dir, manual_dir=args.manual_dir,
+        output_dir=args.output_dir, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs, decay=args.decay,
+        label_smoothing=args.label_smoothing, augment=args.augment,
+        image_size=args.image_size, seed=args.seed, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile, distribute=args.distribute,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        tensorboard=not args.no_tensorboard,
+    )
+
+
+def _run_recipe(args, command, *positional, **extra):
+    """`keras-vit train|finetune`: keras_vit.training.<command>, then its metrics."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
+    from keras_vit import training
+
+    kwargs = dict(_recipe_kwargs(args), **extra)
+    kwargs["output_dir"] = args.output_dir or training.default_output_dir(args.data, command)
+    metrics = getattr(training, command)(*positional, **kwargs)
+    _print_metrics(metrics, command, kwargs["output_dir"])
+    return 0
+
+
+def _print_metrics(metrics, command, output_dir):
+    import json
+    import shlex
+
+    shown = {k: v for k, v in metrics.items() if k != "config"}
+    print(json.dumps(shown, indent=2))
+    # Record how the run was made next to its metrics.
+    path = os.path.join(output_dir, "metrics.json")
+    with open(path) as f:
+        saved = json.load(f)
+    saved["command"] = " ".join(["keras-vit", command] + [shlex.quote(a) for a in sys.argv[2:]])
+    with open(path, "w") as f:
+        json.dump(saved, f, indent=2)
+
+
+def add_train(sub):
+    p = sub.add_parser(
+        "train",
+        help="Train a ViT from scratch (default: digits, offline, ~2 minutes on a CPU).",
+        description="Pre-training recipe of the paper: AdamW, warmup then cosine decay, "
+        "grad-norm clip 1, label smoothing, dropout, stochastic depth. Writes "
+        "DIR/model.keras, DIR/metrics.json, DIR/history.csv and TensorBoard logs in "
+        "DIR/logs; run again with the same --output-dir to resume after an interruption.",
+    )
+    p.add_argument("--model", default=None,
+                   help="'digits' (the small default for digits), a variant such as Ti/16")
+    _recipe_arguments(p, "runs/<data>")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--dropout-rate", type=float, default=None)
+    p.add_argument("--drop-path-rate", type=float, default=None, help="stochastic depth")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other ViTConfig field, e.g. --set num_layers=6 (repeatable)")
+
+    def run(args):
+        return _run_recipe(args, "train", model=args.model, weight_decay=args.weight_decay,
+                           dropout_rate=args.dropout_rate, drop_path_rate=args.drop_path_rate,
+                           model_fields=parse_fields(args.set))
+
+    p.set_defaults(run=run)
+
+
+def add_finetune(sub):
+    p = sub.add_parser(
+        "finetune",
+        help="Fine-tune a pre-trained ViT (checkpoint name or file) on a data set.",
+        description="Fine-tuning recipe of the paper: SGD momentum 0.9, cosine decay, "
+        "grad-norm clip 1, no weight decay; a zero head for the data set's classes "
+        "and, with --image-size, position embeddings resampled to the new grid.",
+    )
+    p.add_argument("--weights", required=True,
+                   help="a .keras model, a checkpoint file (.npz, safetensors) or a "
+                   "registered name such as B/16:augreg_in21k")
+    _recipe_arguments(p, "runs/finetune-<data>")
+
+    def run(args):
+        return _run_recipe(args, "finetune", args.weights)
+
+    p.set_defaults(run=run)
