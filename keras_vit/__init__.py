@@ -28,6 +28,7 @@ from keras_vit.models import (
     ViTSmall16,
     ViTTiny16,
     VisionTransformer,
+    feature_extractor,
     variant_config,
 )
 from keras_vit import evaluation  # numpy and keras only; no tensorflow

@@ -1,6 +1,7 @@
 """ViTConfig, the builder, the variant table and its factories."""
 
 from keras_vit.models.config import ViTConfig
+from keras_vit.models.feature_extractor import feature_extractor
 from keras_vit.models.variants import (
     VARIANTS,
     ViTBase16,

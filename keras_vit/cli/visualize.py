@@ -1,0 +1,61 @@
+"""`keras-vit visualize`."""
+
+from keras_vit.cli.common import CommandError
+
+
+def add_visualize(sub):
+    p = sub.add_parser(
+        "visualize",
+        help="Write what a ViT learned (attention, position embeddings, filters) as PNGs.",
+        description="Writes the paper's section 4.5 figures for IMAGE... into --output-dir: "
+        "attention rollout and per-head attention for each image, mean attention distance, "
+        "position-embedding similarity, embedding filters, the numbers (analysis.json) and "
+        "an index.html showing them. Without --model, uses the digits model in weights/digits/.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG)")
+    p.add_argument("--model", default=None, help="a .keras model file (default: the digits model)")
+    p.add_argument("--output-dir", required=True, help="folder to write the figures into")
+    p.add_argument(
+        "--invert", action="store_true",
+        help="use 255 - pixel (dark ink on light paper, for the digits model)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the figures of an earlier run in a non-empty --output-dir",
+    )
+
+    def run(args):
+        import pathlib
+
+        from keras_vit import analysis, evaluation
+        from keras_vit.models.feature_extractor import vit_config_and_blocks
+
+        path = args.model
+        if path is None:
+            path = evaluation.DIGITS_MODEL
+            if not path.is_file():
+                raise CommandError(
+                    f"no --model given and the shipped digits model {path} is missing; "
+                    "make it with `keras-vit train --output-dir weights/digits`"
+                )
+        model = evaluation.load_model(path)
+        vit_config_and_blocks(model)  # a ViT with attention layers, or one line saying not
+        shape = tuple(model.inputs[0].shape[1:])
+        images = evaluation.load_images(args.images, shape[:2], shape[2])
+        if args.invert:
+            images = 255.0 - images
+        summary = analysis.visualize(
+            model, images, args.output_dir,
+            names=[pathlib.Path(p).name for p in args.images], overwrite=args.overwrite,
+        )
+        first = summary["mean_attention_distance_first_block"]
+        last = summary["mean_attention_distance_last_block"]
+        print(f"mean attention distance: first block {first:.2f} px, last block {last:.2f} px")
+        if summary["position_embedding_similarity"]:
+            s = summary["position_embedding_similarity"]
+            print(f"position-embedding cosine: neighbours {s['neighbours']:.3f}, "
+                  f"distant {s['distant']:.3f}")
+        print(f"wrote {pathlib.Path(args.output_dir) / 'index.html'}")
+        return 0
+
+    p.set_defaults(run=run)
