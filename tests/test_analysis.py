@@ -134,7 +134,8 @@ def test_1_feature_extractor_hybrid_grid_is_the_stems_map():
     assert model.config.grid_size == (2, 4)  # stride 8 stem
     x = images_for(model, n=1)
     tokens = numpy(keras_vit.feature_extractor(model, layers=[0])(x)["transformer_block_0"])
-    grid = numpy(keras_vit.feature_extractor(model, layers=[0], output="grid")(x)["transformer_block_0"])
+    grid = keras_vit.feature_extractor(model, layers=[0], output="grid")(x)
+    grid = numpy(grid["transformer_block_0"])
     np.testing.assert_array_equal(grid, tokens[:, 1:].reshape(1, 2, 4, 16))
 
 
@@ -208,7 +209,7 @@ def test_2_errors_name_the_argument():
 # 3. attention_rollout ---------------------------------------------------------------
 
 
-def numpy_rollout(maps, fusion, discard, p, class_token):
+def numpy_rollout(maps, fusion, discard, p, class_row):
     """Abnar & Zuidema's rollout of one image's (L, heads, T, T) maps, written out."""
     t = maps.shape[-1]
     r = np.eye(t)
@@ -222,13 +223,14 @@ def numpy_rollout(maps, fusion, discard, p, class_token):
         a = (a + np.eye(t)) / 2
         a = a / a.sum(-1, keepdims=True)
         r = a @ r
-    return r[0, p:] if class_token else r[p:, p:].mean(0)
+    return r[0, p:] if class_row else r[p:, p:].mean(0)
 
 
 @pytest.mark.parametrize(
     "fields,fusion,discard",
-    [({}, "mean", 0.0), ({}, "max", 0.5), ({"class_token": False, "pooling": "gap"}, "min", 0.2)],
-    ids=["mean", "max-discard", "gap-min-discard"],
+    [({}, "mean", 0.0), ({}, "max", 0.5), ({"class_token": False, "pooling": "gap"}, "min", 0.2),
+     ({"pooling": "gap"}, "mean", 0.0)],
+    ids=["mean", "max-discard", "gap-min-discard", "gap-with-class-token"],
 )
 def test_3_rollout_equals_numpy_from_the_maps(fields, fusion, discard):
     model = tiny(**fields)
@@ -238,7 +240,8 @@ def test_3_rollout_equals_numpy_from_the_maps(fields, fusion, discard):
     p, (gh, gw) = model.config.num_prefix_tokens, model.config.grid_size
     assert rollout.shape == (3, gh, gw)
     for b in range(3):
-        expected = numpy_rollout(maps[:, b], fusion, discard, p, model.config.class_token)
+        class_row = model.config.pooling == "token"  # GAP models: the mean of the patch rows
+        expected = numpy_rollout(maps[:, b], fusion, discard, p, class_row)
         np.testing.assert_allclose(rollout[b], expected.reshape(gh, gw), rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match="`head_fusion`"):
         analysis.attention_rollout(model, x, head_fusion="sum")

@@ -46,8 +46,8 @@ def attention_rollout(model, images, head_fusion="mean", discard_ratio=0.0, batc
     own weight is kept; as in jacobgil's vit-explain), the residual
     connection is modelled as 0.5 A + 0.5 I, and the rows are renormalised;
     the blocks' matrices are multiplied, last block leftmost. The result is
-    the class token's row over the patches or, for a model without a class
-    token (GAP pooling), the mean of the patch rows over the patches.
+    the class token's row over the patches or, for a model that pools by
+    GAP (or has no class token), the mean of the patch rows over the patches.
 
     Args:
         model: a `keras_vit.VisionTransformer`.
@@ -85,7 +85,7 @@ def attention_rollout(model, images, head_fusion="mean", discard_ratio=0.0, batc
             a = 0.5 * a + 0.5 * eye
             a = a / a.sum(axis=-1, keepdims=True)
             rollout = a @ rollout
-        if config.class_token:
+        if config.class_token and config.pooling != "gap":
             row = rollout[:, 0, p:]  # (b, N): the class token's row
         else:
             row = rollout[:, p:, p:].mean(axis=1)  # (b, N): mean over patch rows

@@ -115,7 +115,8 @@ def visualize(model, images, output_dir, names=None, overwrite=False):
     if config.hybrid_layers is None:
         n = min(28, config.hidden_size, config.patch_size**2 * config.num_channels)
         figures.append((
-            "embedding_filters.png", f"First {n} principal components of the patch-embedding filters",
+            "embedding_filters.png",
+            f"First {n} principal components of the patch-embedding filters",
             plot_embedding_filters(embedding_filters(model, n=n)),
         ))
     _write_all(output_dir, figures, summary, overwrite)

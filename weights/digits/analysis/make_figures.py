@@ -35,9 +35,12 @@ def main():
         distance, HERE / "mean_attention_distance.png", config.image_hw, uniform=uniform
     )
     similarity = analysis.position_embedding_similarity(model)
-    analysis.plot_position_embedding_similarity(similarity, HERE / "position_embedding_similarity.png")
+    analysis.plot_position_embedding_similarity(
+        similarity, HERE / "position_embedding_similarity.png"
+    )
     n = min(28, config.hidden_size, config.patch_size**2 * config.num_channels)
-    analysis.plot_embedding_filters(analysis.embedding_filters(model, n=n), HERE / "embedding_filters.png")
+    filters = analysis.embedding_filters(model, n=n)
+    analysis.plot_embedding_filters(filters, HERE / "embedding_filters.png")
     shown = images[:3]
     rollout = analysis.attention_rollout(model, shown)
     maps = analysis.attention_maps(model, shown)
