@@ -19,6 +19,8 @@ import keras_vit
 from keras_vit import cli
 from keras_vit.checkpoints import CheckpointError, detect_format, load_pretrained, registry
 
+pytestmark = pytest.mark.portable  # CI reruns these under KERAS_BACKEND=jax (fused attention)
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 NPZ = os.path.join(FIXTURES, "original_tiny.npz")
 BIGVISION = os.path.join(FIXTURES, "bigvision_tiny.npz")

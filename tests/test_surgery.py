@@ -8,6 +8,8 @@ import scipy.ndimage
 
 import keras_vit
 
+pytestmark = pytest.mark.portable  # CI reruns these under KERAS_BACKEND=jax
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 TINY = dict(image_size=32, patch_size=8, hidden_size=32, num_layers=2, num_heads=2,
             mlp_dim=64, num_classes=7)

@@ -1,0 +1,83 @@
+"""`evaluate`'s few-shot figure and the chance level against independent references.
+
+The few-shot reference is scikit-learn's `Ridge` on features computed here
+from the checkpoint file itself (NumPy: the converted model's pooled output,
+then the file's pre-logits Dense + tanh), with the shots picked and the
+features whitened as big_vision's `fewshot_lsr` documents. The chance-level
+test uses imbalanced test labels, so a predictor that ignores its features
+and names one class scores far from chance, where a working probe, whose
+predictions spread over the classes, scores at it.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+import keras_vit
+from keras_vit.evaluation import LeastSquaresProbe, evaluate, extract_features, fewshot_accuracy
+
+NPZ = os.path.join(os.path.dirname(__file__), "fixtures", "original_tiny.npz")
+
+
+def reference_fewshot(train_x, train_y, test_x, test_y, shots, num_classes, l2=2.0**10, seed=0):
+    """big_vision's few-shot linear accuracy, with scikit-learn's ridge solver."""
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(train_y == k)) for k in range(num_classes)]
+    idx = np.concatenate([p[:shots] for p in per_class])
+    x, y = train_x[idx].astype("float64"), train_y[idx]
+    mean, std = x.mean(0), x.std(0) + 1e-5
+
+    def design(f):
+        return np.pad((f - mean) / std, ((0, 0), (0, 1)), constant_values=100.0)
+
+    targets = 2.0 * np.eye(num_classes)[y] - 1.0
+    ridge = Ridge(alpha=l2, fit_intercept=False, solver="svd").fit(design(x), targets)
+    return float(np.mean(ridge.predict(design(test_x.astype("float64"))).argmax(1) == test_y))
+
+
+def test_evaluate_fewshot_equals_sklearn_on_pre_logits_features():
+    model = keras_vit.convert_checkpoint(NPZ)  # has a pre-logits layer (16) before its head
+    rng = np.random.default_rng(5)
+    pool = rng.integers(0, 256, size=(150, 32, 32, 3)).astype("float32")
+    test = rng.integers(0, 256, size=(200, 32, 32, 3)).astype("float32")
+    pooled = keras_vit.convert_checkpoint(NPZ, include_top=False)  # (B, 24) pooled tokens
+    with np.load(NPZ, allow_pickle=False) as f:
+        kernel, bias = f["pre_logits/kernel"], f["pre_logits/bias"]
+
+    def features(images):
+        return np.tanh(keras.ops.convert_to_numpy(pooled(images)).astype("float64") @ kernel + bias)
+
+    pool_f, test_f = features(pool), features(test)
+    # Labels the pre-logits features can tell apart: a fixed linear read-out of them.
+    readout = rng.normal(size=(16, 5))
+    center = pool_f.mean(0)
+    pool_y, test_y = ((pool_f - center) @ readout).argmax(1), ((test_f - center) @ readout).argmax(1)
+    assert np.bincount(pool_y, minlength=5).min() >= 5
+    extracted, _ = extract_features(model, (test, test_y))
+    np.testing.assert_allclose(extracted, test_f, atol=1e-5)
+
+    result = evaluate(model, (test, test_y), fewshot_data=(pool, pool_y), shots=(2, 5, 20))
+    for shots in (2, 5, 20):
+        expected = reference_fewshot(pool_f, pool_y, test_f, test_y, shots, 5)
+        # One test image in 200 may flip on a float32 near-tie.
+        assert result["fewshot"][str(shots)] == pytest.approx(expected, abs=1.01 / 200), shots
+    assert result["fewshot"]["20"] > 0.5  # well above chance (0.2) on these labels
+
+
+def test_fewshot_at_chance_rejects_a_constant_predictor():
+    """Features independent of the labels: accuracy at chance (0.2), and a
+    probe that names one class for everything fails, since the test labels are
+    imbalanced (60 % class 0, 10 % each other class: any constant prediction
+    scores 0.6 or 0.1)."""
+    rng = np.random.default_rng(1)
+    xt, yt = rng.normal(size=(500, 32)), np.arange(500) % 5
+    xe = rng.normal(size=(5000, 32))
+    ye = rng.choice(5, size=5000, p=[0.6, 0.1, 0.1, 0.1, 0.1])
+    result = fewshot_accuracy(xt, yt, xe, ye, num_classes=5, shots=(5, 25), num_seeds=3)
+    assert abs(result[5] - 0.2) < 0.04 and abs(result[25] - 0.2) < 0.04, result
+    predicted = LeastSquaresProbe(5).fit(xt[:125], yt[:125]).predict(xe)
+    shares = np.bincount(predicted, minlength=5) / len(xe)
+    assert shares.min() > 0.1 and shares.max() < 0.3, shares

@@ -1,0 +1,193 @@
+"""Mutation check: every bug this project has fixed must make its tests fail.
+
+Each line of MUTATIONS below puts one known bug back, as a literal
+pattern -> replacement edit of one file, into a temporary copy of the
+repository, and runs the tests named for it there (`pytest -x -q`). The bug is
+"caught" when they fail and "survived" when they pass. A pattern that no
+longer matches exactly once is "STALE" (the code moved: update the line),
+never counted as caught. First, the same tests run on an unmutated copy: a
+failure there would make every "caught" meaningless, so it stops the check.
+
+    python tools/mutate.py            # all of them
+    python tools/mutate.py --list     # the table
+    python tools/mutate.py label-smoothing-zero constant-learning-rate
+
+Exit status 0 only when every mutation was caught. Not part of the default
+test run (it runs the named tests once per mutation: minutes).
+
+When you fix a bug, add a line for it: the file, the smallest edit that puts
+it back, and the tests that now catch it.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JAX = {"KERAS_BACKEND": "jax"}
+
+# (id, file, pattern, replacement, tests, environment). Patterns are literal
+# text (several lines allowed); tests are pytest arguments (files, node ids, -k).
+MUTATIONS = [
+    ("encoder-norm-epsilon", "keras_vit/models/vit.py",
+     'epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"',
+     'epsilon=1e-5, dtype=policy, name="encoder_norm"',
+     ["tests/test_fixture_parity.py::test_layer_norm_epsilon_shows_at_small_activations"], {}),
+    ("finetune-drops-pretrained-weights", "keras_vit/training/train.py",
+     "model = keras_vit.resize_position_embeddings(model, image_size)",
+     "model = keras_vit.ViT(model.config.replace(image_size=image_size))",
+     ["tests/test_training_wiring.py::"
+      "test_finetune_at_a_negligible_rate_keeps_the_converted_and_resized_weights"], {}),
+    ("hybrid-stride-on-1x1-conv", "keras_vit/models/resnet_stem.py",
+     'y = _conv(filters, 1, 1, f"{name}_conv1", policy)(x)\n'
+     '    y = keras.layers.ReLU(dtype=policy)(_norm(f"{name}_norm1", policy)(y))\n'
+     '    y = _conv(filters, 3, strides, f"{name}_conv2", policy)(y)',
+     'y = _conv(filters, 1, strides, f"{name}_conv1", policy)(x)\n'
+     '    y = keras.layers.ReLU(dtype=policy)(_norm(f"{name}_norm1", policy)(y))\n'
+     '    y = _conv(filters, 3, 1, f"{name}_conv2", policy)(y)',
+     ["tests/test_fixture_parity.py::test_hybrid_with_a_stride_2_stage_matches_timm"], {}),
+    ("feature-model-takes-pooled-output", "keras_vit/evaluation/accuracy.py",
+     'for name in ("pre_logits", "pooling"):',
+     'for name in ("pooling", "pre_logits"):',
+     ["tests/test_evaluation_references.py::"
+      "test_evaluate_fewshot_equals_sklearn_on_pre_logits_features"], {}),
+    ("no-embed-class-gets-patch-0-embedding", "keras_vit/checkpoints/timm.py",
+     "lambda p: np.concatenate([np.zeros_like(p[:, :1]), p], 1)",
+     "lambda p: np.concatenate([p[:, :1], p], 1)",
+     ["tests/test_fixture_parity.py::"
+      "test_timm_no_embed_class_gives_the_class_token_no_position_embedding"], {}),
+    ("label-smoothing-zero", "keras_vit/training/train.py",
+     "from_logits=True, label_smoothing=label_smoothing",
+     "from_logits=True, label_smoothing=0.0",
+     ["tests/test_training_wiring.py::"
+      "test_saved_model_compiled_with_the_recipes_label_smoothing"], {}),
+    ("constant-learning-rate", "keras_vit/training/train.py",
+     'schedule, weight_decay=recipe["weight_decay"],',
+     'recipe["learning_rate"], weight_decay=recipe["weight_decay"],',
+     ["tests/test_training_wiring.py::test_history_learning_rate_follows_the_schedule"], {}),
+    ("shared-position-embedding-added-once", "keras_vit/models/vit.py",
+     "        if shared is not None:\n            x = shared(x)",
+     "        if shared is not None and i == 0:\n            x = shared(x)",
+     ["tests/test_position_reference.py", "-k", "every_layer_shared"], {}),
+    ("fused-attention-drops-relative-bias", "keras_vit/layers/multi_head_self_attention.py",
+     "bias=bias, scale=1.0,",
+     "bias=None, scale=1.0,",
+     ["tests/test_position_reference.py", "-k", "relative"], JAX),
+    ("fewshot-constant-predictor", "keras_vit/evaluation/fewshot.py",
+     "return np.argmax(self.decision_function(features), axis=1)",
+     "return np.zeros(len(self.decision_function(features)), dtype=np.int64)",
+     ["tests/test_evaluation_references.py::"
+      "test_fewshot_at_chance_rejects_a_constant_predictor"], {}),
+]
+
+IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",
+                                ".pytest_cache", "*.egg-info", "build", "dist")
+
+
+def copy_tree(dest):
+    shutil.copytree(ROOT, dest, ignore=IGNORE, symlinks=True)
+    return dest
+
+
+def run_tests(tree, tests, env, timeout):
+    """pytest's exit status on `tests` inside `tree`, and its last lines."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **env)
+    try:
+        done = subprocess.run(command, cwd=tree, env=environment, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return done.returncode, "\n".join(lines[-3:])
+
+
+def apply(tree, path, pattern, replacement):
+    """Edits the copy; returns None, or why the mutation is stale."""
+    target = os.path.join(tree, path)
+    if not os.path.exists(target):
+        return f"STALE (no file {path})"
+    with open(target) as f:
+        text = f.read()
+    count = text.count(pattern)
+    if count == 0:
+        return "STALE (pattern not found)"
+    if count > 1:
+        return f"STALE (pattern found {count} times)"
+    with open(target, "w") as f:
+        f.write(text.replace(pattern, replacement))
+    return None
+
+
+def describe(env):
+    return " ".join(f"{k}={v}" for k, v in env.items()) or "default backend"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ids", nargs="*", help="mutation ids to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the table and exit")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the run of the same tests on the unmutated copy")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per pytest run")
+    args = parser.parse_args(argv)
+
+    known = {m[0] for m in MUTATIONS}
+    unknown = sorted(set(args.ids) - known)
+    if unknown:
+        parser.error(f"unknown mutation id(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    chosen = [m for m in MUTATIONS if not args.ids or m[0] in args.ids]
+    if args.list:
+        for ident, path, _, _, tests, env in chosen:
+            print(f"{ident:40s} {path:48s} {' '.join(tests)} [{describe(env)}]")
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="keras-vit-mutate-") as scratch:
+        if not args.no_baseline:
+            clean = copy_tree(os.path.join(scratch, "clean"))
+            groups = {}
+            for _, _, _, _, tests, env in chosen:
+                # -k expressions differ per mutation: run those lines on their own.
+                key = tuple(sorted(env.items())), "-k" in tests
+                groups.setdefault(key, []).append(tests)
+            for (env, has_k), test_lists in groups.items():
+                runs = test_lists if has_k else [sorted({t for ts in test_lists for t in ts})]
+                for tests in runs:
+                    start = time.time()
+                    rc, tail = run_tests(clean, tests, dict(env), args.timeout)
+                    print(f"baseline [{describe(dict(env))}] {' '.join(tests)}: "
+                          f"{'passes' if rc == 0 else 'FAILS'} ({time.time() - start:.0f} s)",
+                          flush=True)
+                    if rc != 0:
+                        print(tail)
+                        print("The tests fail without any mutation; fix that first.")
+                        return 1
+        results = []
+        for ident, path, pattern, replacement, tests, env in chosen:
+            tree = copy_tree(os.path.join(scratch, ident))
+            stale = apply(tree, path, pattern, replacement)
+            start = time.time()
+            if stale:
+                verdict, tail = stale, ""
+            else:
+                rc, tail = run_tests(tree, tests, env, args.timeout)
+                # 1: tests failed; 2: collection failed (an import error): CI fails too.
+                verdict = "caught" if rc in (1, 2) else (
+                    "survived" if rc == 0 else f"ERROR (pytest exit status {rc})")
+            results.append((ident, verdict))
+            print(f"{ident:40s} {verdict:28s} {time.time() - start:5.0f} s  [{describe(env)}]",
+                  flush=True)
+            if verdict != "caught" and tail:
+                print("    " + tail.replace("\n", "\n    "))
+            shutil.rmtree(tree, ignore_errors=True)
+    caught = sum(v == "caught" for _, v in results)
+    print(f"{caught} of {len(results)} mutations caught.")
+    return 0 if caught == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
