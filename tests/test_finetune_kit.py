@@ -67,3 +67,80 @@ def test_int8_keeps_the_digits_accuracy_and_shrinks_the_file(tmp_path):
     assert accuracy >= 0.98
     assert abs(quantized - accuracy) < 0.005
     assert os.path.getsize(tmp_path / "int8.keras") < 0.5 * os.path.getsize(tmp_path / "float.keras")
+
+
+from keras_vit.training import finetune_kit as kit  # noqa: E402
+
+
+@pytest.mark.portable
+def test_layer_decay_rates_by_value_after_one_step():
+    model = _tiny(num_layers=3, drop_path_rate=0.0)
+    optimizer = kit.rebuild_optimizer(keras.optimizers.SGD(0.1), model, layer_decay=0.75)
+    before = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+    grads = [keras.ops.ones(v.shape) for v in model.trainable_variables]  # update = -rate
+    optimizer.apply(grads, model.trainable_variables)
+    L = 3
+    for v in model.trainable_variables:
+        step = before[v.path] - keras.ops.convert_to_numpy(v)
+        if v.path.startswith("transformer_block_"):
+            i = int(v.path.split("/")[0].rsplit("_", 1)[1])
+            expected = 0.1 * 0.75 ** (L - i)  # block i: rate x decay^(L - i)
+        elif v.path.split("/")[0] in ("encoder_norm", "head"):
+            expected = 0.1  # the head: the full rate
+        else:
+            expected = 0.1 * 0.75 ** (L + 1)  # embeddings: the smallest
+        np.testing.assert_allclose(step, expected, rtol=1e-5, err_msg=v.path)
+
+
+def test_layer_decay_optimizer_round_trips_and_trains_in_fit(tmp_path):
+    model = _tiny(drop_path_rate=0.0)
+    optimizer = kit.rebuild_optimizer(keras.optimizers.AdamW(1e-3, weight_decay=0.05), model,
+                                      layer_decay=0.5, ema=0.9)
+    assert isinstance(optimizer, kit.LayerDecayAdamW) and optimizer.use_ema
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert again.multipliers == optimizer.multipliers
+    # Weight decay skips biases, norms, position embeddings and the class token only.
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 1)).astype("float32")
+    model.fit(x, np.arange(8) % 10, epochs=1, batch_size=8, verbose=0)
+    decayed = {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {"kernel"}
+    assert {v.name for v in kit.no_weight_decay_variables(model)} == {
+        "bias", "gamma", "beta", "class_token", "embeddings"}
+
+
+@pytest.mark.portable
+def test_lora_trains_under_5_percent_and_merges_to_the_same_outputs(tmp_path):
+    model = _tiny(hidden_size=48, mlp_dim=192, drop_path_rate=0.0)
+    kit.enable_lora(model, rank=1)
+    trainable = {v.path for v in model.trainable_variables}
+    assert trainable == {p for p in trainable if "lora_kernel" in p or p.startswith("head/")}
+    assert len([p for p in trainable if "lora_kernel" in p]) == 2 * 4 * 2  # A, B x 4 x 2 blocks
+    assert kit.trainable_fraction(model) < 0.05
+    frozen = {v.path: keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables}
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 1)).astype("float32")
+    model.fit(x, np.arange(8) % 10, epochs=2, batch_size=8, verbose=0)
+    for v in model.non_trainable_variables:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), frozen[v.path])
+    b = model.get_layer("transformer_block_0").mlp.dense_1.lora_kernel_b
+    assert np.abs(keras.ops.convert_to_numpy(b)).max() > 0  # B left zero would merge to nothing
+    merged = kit.merge_lora(model)
+    assert not any("lora" in v.path for v in merged.weights)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(merged(x)),
+                               keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    merged.save(tmp_path / "merged.keras")
+    loaded = keras.models.load_model(tmp_path / "merged.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+
+
+def test_remat_scope_builds_the_same_model():
+    with kit.remat_scope(True):
+        model = _tiny(drop_path_rate=0.0)
+    plain = _tiny(drop_path_rate=0.0)
+    plain.set_weights(model.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)),
+                               keras.ops.convert_to_numpy(plain(x)), atol=1e-6)
+    assert model.get_layer("transformer_block_0")._remat_mode is not None
