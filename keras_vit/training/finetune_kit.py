@@ -156,6 +156,15 @@ def remat_scope(remat=False):
     `remat` may also name a Keras mode: "full", "activations", "larger_than", ..."""
     if not remat:
         return contextlib.nullcontext()
+    if keras.backend.backend() == "tensorflow":
+        # tf.custom_gradient, which Keras' remat uses there, refuses keyword
+        # arguments in graph mode, and every block is called with `training=`.
+        raise ValueError(
+            "Received an invalid value for argument `remat`: Keras' RematScope fails "
+            "in TensorFlow's compiled training step (\"The custom_gradient decorator "
+            "currently supports keywords arguments only when eager execution is "
+            "enabled\"); use KERAS_BACKEND=jax or torch. Received: remat=True"
+        )
     return keras.RematScope(mode="full" if remat is True else remat)
 
 
