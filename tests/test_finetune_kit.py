@@ -136,10 +136,10 @@ def test_lora_trains_under_5_percent_and_merges_to_the_same_outputs(tmp_path):
 
 
 def test_remat_scope_builds_the_same_model():
-    if keras.backend.backend() == "tensorflow":
-        with pytest.raises(ValueError, match="`remat`.*KERAS_BACKEND=jax"):
+    if keras.backend.backend() != "torch":
+        with pytest.raises(ValueError, match="`remat`.*KERAS_BACKEND=torch"):
             kit.remat_scope(True)
-        pytest.skip("RematScope fails in TensorFlow's compiled step; checked on jax/torch")
+        pytest.skip("Keras' RematScope fails on TF and JAX for this model; checked on torch")
     with kit.remat_scope(True):
         model = _tiny(drop_path_rate=0.0)
     plain = _tiny(drop_path_rate=0.0)
@@ -148,8 +148,11 @@ def test_remat_scope_builds_the_same_model():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)),
                                keras.ops.convert_to_numpy(plain(x)), atol=1e-6)
     assert model.get_layer("transformer_block_0")._remat_mode is not None
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, np.arange(2), epochs=1, verbose=0)  # the backward pass recomputes
 
 
+@pytest.mark.slow  # a real finetune run (~30 s on a loaded 2-core CPU)
 def test_finetune_with_the_kit_saves_a_plain_model_and_records_it(tmp_path):
     import json
 
@@ -161,7 +164,7 @@ def test_finetune_with_the_kit_saves_a_plain_model_and_records_it(tmp_path):
     argv = ["finetune", "--weights", str(tmp_path / "tiny.keras"), "--epochs", "1",
             "--batch-size", "128", "--no-tensorboard", "--output-dir", str(out),
             "--layer-decay", "0.8", "--ema", "0.9", "--lora-rank", "1"]
-    remat = keras.backend.backend() != "tensorflow"  # refused there (see remat_scope)
+    remat = keras.backend.backend() == "torch"  # refused elsewhere (see remat_scope)
     assert main(argv + ["--remat"] * remat) == 0
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert (config["layer_decay"], config["ema"], config["lora_rank"], config["remat"]) == (

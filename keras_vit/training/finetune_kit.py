@@ -119,8 +119,8 @@ def rebuild_optimizer(optimizer, model, layer_decay=None, ema=None):
     if ema:
         config.update(use_ema=True, ema_momentum=0.9999 if ema is True else float(ema))
     if layer_decay is not None:
-        base = next((b for b in LAYER_DECAY_OPTIMIZERS if type(optimizer) in
-                     (b, LAYER_DECAY_OPTIMIZERS[b])), None)
+        # isinstance: on torch, keras.optimizers.SGD(...) is a torch subclass of it.
+        base = next((b for b in LAYER_DECAY_OPTIMIZERS if isinstance(optimizer, b)), None)
         if base is None:
             raise ValueError(
                 "Received an invalid value for argument `layer_decay`: it is implemented "
@@ -152,18 +152,24 @@ def exclude_from_weight_decay(optimizer, model):
 
 def remat_scope(remat=False):
     """`keras.RematScope(mode="full")` when `remat` is true (build the model inside it;
-    activations are recomputed in the backward pass: less memory, ~30 % more time).
+    activations are recomputed in the backward pass: less memory, more time). Works
+    on torch; refused by name on TensorFlow and JAX, where Keras' remat fails.
     `remat` may also name a Keras mode: "full", "activations", "larger_than", ..."""
     if not remat:
         return contextlib.nullcontext()
-    if keras.backend.backend() == "tensorflow":
+    reason = {
         # tf.custom_gradient, which Keras' remat uses there, refuses keyword
         # arguments in graph mode, and every block is called with `training=`.
+        "tensorflow": "the custom_gradient decorator currently supports keywords "
+                      "arguments only when eager execution is enabled",
+        # jax.checkpoint traces the `training` flag, and Dropout branches on it.
+        "jax": "TracerBoolConversionError in Dropout (jax.checkpoint traces `training`)",
+    }.get(keras.backend.backend())
+    if reason:
         raise ValueError(
             "Received an invalid value for argument `remat`: Keras' RematScope fails "
-            "in TensorFlow's compiled training step (\"The custom_gradient decorator "
-            "currently supports keywords arguments only when eager execution is "
-            "enabled\"); use KERAS_BACKEND=jax or torch. Received: remat=True"
+            f"on the {keras.backend.backend()} backend for this model ({reason}); "
+            "use KERAS_BACKEND=torch. Received: remat=True"
         )
     return keras.RematScope(mode="full" if remat is True else remat)
 
