@@ -38,5 +38,6 @@ from keras_vit.surgery import (
     resize_position_embeddings,
 )
 from keras_vit.checkpoints import convert_checkpoint
+from keras_vit.training.finetune_kit import enable_lora, merge_lora  # keras only
 
 __version__ = "0.1.0"

@@ -114,8 +114,21 @@ def add_finetune(sub):
                    help="a .keras model, a checkpoint file (.npz, safetensors) or a "
                    "registered name such as B/16:augreg_in21k")
     _recipe_arguments(p, "runs/finetune-<data>")
+    # The fine-tuning kit (keras_vit.training.finetune_kit).
+    p.add_argument("--layer-decay", type=float, default=None,
+                   help="layer-wise learning-rate decay: block i of L learns at "
+                   "rate x decay^(L - i), e.g. 0.75 (default: off)")
+    p.add_argument("--ema", type=float, nargs="?", const=0.9999, default=None,
+                   metavar="MOMENTUM", help="EMA of the weights, evaluated and saved "
+                   "(momentum default 0.9999)")
+    p.add_argument("--lora-rank", type=int, default=None,
+                   help="LoRA of this rank on attention and MLP projections; all else "
+                   "frozen but the head; saved merged")
+    p.add_argument("--remat", action="store_true",
+                   help="recompute activations in the backward pass (keras.RematScope)")
 
     def run(args):
-        return _run_recipe(args, "finetune", args.weights)
+        return _run_recipe(args, "finetune", args.weights, layer_decay=args.layer_decay,
+                           ema=args.ema, lora_rank=args.lora_rank, remat=args.remat)
 
     p.set_defaults(run=run)

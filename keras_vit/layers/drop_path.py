@@ -31,6 +31,10 @@ class DropPath(keras.layers.Layer):
         self.rate = check_rate("rate", rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # No weights to create: built at once (as keras.layers.Dropout is), so a
+        # parent whose build() skips it still counts as built (model.quantize
+        # refuses a model with an unbuilt layer).
+        self.built = True
 
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:

@@ -61,12 +61,16 @@ class VisionTransformer(keras.Model):
         self.config = config
 
     def get_config(self):
-        return {
+        config = {
             "config": self.config.to_dict(),
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "name": self.name,
             "trainable": self.trainable,
         }
+        quantized = _quantized_layers(self)
+        if quantized:  # after model.quantize(...): which layers, in which mode
+            config["quantized_layers"] = quantized
+        return config
 
     def _resolve_auto_jit_compile(self):
         """`jit_compile="auto"`: Keras' choice, but XLA on for TensorFlow on a CPU.
@@ -94,7 +98,36 @@ class VisionTransformer(keras.Model):
         config = dict(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        quantized = config.pop("quantized_layers", None) or {}
+        model = cls(**config)
+        _requantize(model, quantized)
+        return model
+
+
+def _quantized_layers(model):
+    """{layer path: quantization mode} of the layers `model.quantize` changed."""
+    return {
+        layer.path: layer.dtype_policy.quantization_mode
+        for layer in model._flatten_layers(include_self=False)
+        if getattr(layer.dtype_policy, "quantization_mode", None)
+    }
+
+
+def _requantize(model, quantized):
+    """Quantizes the layers a saved config names, so the saved weights (int8
+    kernels and scales) fit when `.keras` loading fills them in."""
+    import warnings
+
+    for mode in sorted(set(quantized.values())):
+        with warnings.catch_warnings():  # "Layer Dropout does not have a quantize method"
+            warnings.simplefilter("ignore", UserWarning)
+            model.quantize(mode, filters=lambda layer: quantized.get(layer.path) == mode)
+    missing = sorted(set(quantized) - set(_quantized_layers(model)))
+    if missing:
+        raise ValueError(
+            f"Could not re-quantize the layers {missing} of the saved model "
+            f"{model.name!r}: no layer of the rebuilt model has that path."
+        )
 
 
 def _forward(images, config, policy):

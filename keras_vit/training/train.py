@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from keras_vit.training import finetune_kit
 from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged
 from keras_vit.training.recipes import (
     DIGITS_MODEL,
@@ -491,7 +492,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
              label_smoothing=None, augment=None, seed=0, mixed_precision=False,
              jit_compile="auto", distribute=False, gradient_accumulation_steps=None,
              steps_per_execution=None, data_dir=None, manual_dir=None, tensorboard=True,
-             verbose="auto"):
+             verbose="auto", layer_decay=None, ema=None, lora_rank=None, remat=False):
     """Fine-tunes a pre-trained ViT with the paper's fine-tuning recipe.
 
     SGD with momentum 0.9, cosine decay after a short warmup, global grad-norm
@@ -509,6 +510,12 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
         epochs, batch_size (512 in the paper), learning_rate (0.01),
             warmup_epochs, decay, label_smoothing, augment: the recipe; None
             takes `FINETUNE_RECIPE`'s value.
+        layer_decay, ema, lora_rank, remat: the fine-tuning kit
+            (`keras_vit.training.finetune_kit`): block i learns at rate x
+            layer_decay^(L - i); EMA of the weights with that momentum (True:
+            0.9999), evaluated and saved; LoRA of that rank on the attention
+            and MLP projections, all else frozen but the head (saved merged);
+            `keras.RematScope` (less memory, more time). Defaults: off.
         Others: as in `train`.
 
     Returns:
@@ -537,8 +544,11 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
         # Probe the data set for its classes first, then load at the model's size.
         _, probe = load_dataset(data, "test", batch_size=1, data_dir=data_dir,
                                 manual_dir=manual_dir)
-        vit = load_for_finetuning(weights, probe.num_classes, image_size,
-                                  dtype=_policy(mixed_precision))
+        with finetune_kit.remat_scope(remat):  # fine-tuning kit
+            vit = load_for_finetuning(weights, probe.num_classes, image_size,
+                                      dtype=_policy(mixed_precision))
+        if lora_rank:
+            vit = finetune_kit.enable_lora(vit, lora_rank)
     size = vit.config.image_hw
     common = dict(image_size=size, batch_size=recipe["batch_size"], seed=seed,
                   data_dir=data_dir, manual_dir=manual_dir)
@@ -556,7 +566,11 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
                                  recipe["warmup_epochs"], recipe["decay"])
         optimizer = finetuning_optimizer(
             schedule, gradient_accumulation_steps=gradient_accumulation_steps)
+        if layer_decay is not None or ema:  # fine-tuning kit
+            optimizer = finetune_kit.rebuild_optimizer(optimizer, vit, layer_decay, ema)
     record = dict(weights=str(weights), data=str(data), seed=seed, image_size=list(size),
+                  layer_decay=layer_decay, ema=ema, lora_rank=lora_rank, remat=remat,
+                  trainable_fraction=round(finetune_kit.trainable_fraction(vit), 5),
                   mixed_precision=bool(mixed_precision), distribute=bool(distribute),
                   replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps)
     with scope():

@@ -1,0 +1,180 @@
+"""The fine-tuning kit: quantization, layer-wise decay, weight-decay exclusions, EMA, LoRA, remat."""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vit
+from keras_vit import evaluation
+
+
+def _tiny(**fields):
+    config = dict(image_size=16, patch_size=4, num_channels=1, hidden_size=32, num_layers=2,
+                  num_heads=2, mlp_dim=64, num_classes=10, drop_path_rate=0.1)
+    config.update(fields)
+    model = keras_vit.ViT(**config)
+    rng = np.random.default_rng(1)
+    for w in model.weights:  # the head is zero at init: perturb so outputs carry numbers
+        w.assign(w.numpy() + rng.normal(0, 0.05, size=w.shape).astype("float32"))
+    return model
+
+
+def _quantize(model, mode):
+    with warnings.catch_warnings():  # "Layer Dropout does not have a quantize method"
+        warnings.simplefilter("ignore", UserWarning)
+        model.quantize(mode)
+
+
+@pytest.mark.portable
+def test_int8_reaches_every_dense_inside_the_blocks_and_round_trips(tmp_path):
+    model = _tiny()  # drop_path_rate > 0: DropPath layers are present
+    reference = _tiny()
+    reference.set_weights(model.get_weights())
+    # Quantized straight after construction, never called: every layer is built already.
+    _quantize(model, "int8")
+    x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 1)).astype("float32")
+    before = keras.ops.convert_to_numpy(reference(x))
+    quantized = model.get_config()["quantized_layers"]
+    for i in range(2):
+        for name in ("attention/qkv", "attention/output", "mlp/dense_1", "mlp/dense_2"):
+            assert quantized[f"transformer_block_{i}/{name}"] == "int8"
+    assert quantized["patch_embedding"] == quantized["head"] == "int8"
+    after = keras.ops.convert_to_numpy(model(x))
+    scale = np.abs(before).max()
+    assert 0 < np.abs(after - before).max() < 0.05 * scale  # quantized, and still close
+    model.save(tmp_path / "q.keras")
+    loaded = keras.models.load_model(tmp_path / "q.keras")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), after)
+    assert loaded.get_config()["quantized_layers"] == quantized
+
+
+@pytest.mark.skipif(not evaluation.DIGITS_MODEL.is_file(), reason="no shipped digits model")
+def test_int8_keeps_the_digits_accuracy_and_shrinks_the_file(tmp_path):
+    from keras_vit.data import load_digits_arrays
+
+    x, y = load_digits_arrays("test")
+    x = keras.ops.convert_to_numpy(keras.ops.image.resize(x, (16, 16), interpolation="bilinear"))
+    model = evaluation.load_model(evaluation.DIGITS_MODEL)
+    model.save(tmp_path / "float.keras")  # weights only, no optimizer state: a fair size
+    accuracy = float((keras.ops.convert_to_numpy(model(x)).argmax(-1) == y).mean())
+    _quantize(model, "int8")
+    model.save(tmp_path / "int8.keras")
+    loaded = keras.models.load_model(tmp_path / "int8.keras")
+    quantized = float((keras.ops.convert_to_numpy(loaded(x)).argmax(-1) == y).mean())
+    assert accuracy >= 0.98
+    assert abs(quantized - accuracy) < 0.005
+    assert os.path.getsize(tmp_path / "int8.keras") < 0.5 * os.path.getsize(tmp_path / "float.keras")
+
+
+from keras_vit.training import finetune_kit as kit  # noqa: E402
+
+
+@pytest.mark.portable
+def test_layer_decay_rates_by_value_after_one_step():
+    model = _tiny(num_layers=3, drop_path_rate=0.0)
+    optimizer = kit.rebuild_optimizer(keras.optimizers.SGD(0.1), model, layer_decay=0.75)
+    before = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+    grads = [keras.ops.ones(v.shape) for v in model.trainable_variables]  # update = -rate
+    optimizer.apply(grads, model.trainable_variables)
+    L = 3
+    for v in model.trainable_variables:
+        step = before[v.path] - keras.ops.convert_to_numpy(v)
+        if v.path.startswith("transformer_block_"):
+            i = int(v.path.split("/")[0].rsplit("_", 1)[1])
+            expected = 0.1 * 0.75 ** (L - i)  # block i: rate x decay^(L - i)
+        elif v.path.split("/")[0] in ("encoder_norm", "head"):
+            expected = 0.1  # the head: the full rate
+        else:
+            expected = 0.1 * 0.75 ** (L + 1)  # embeddings: the smallest
+        np.testing.assert_allclose(step, expected, rtol=1e-5, err_msg=v.path)
+
+
+def test_layer_decay_optimizer_round_trips_and_trains_in_fit(tmp_path):
+    model = _tiny(drop_path_rate=0.0)
+    optimizer = kit.rebuild_optimizer(keras.optimizers.AdamW(1e-3, weight_decay=0.05), model,
+                                      layer_decay=0.5, ema=0.9)
+    assert isinstance(optimizer, kit.LayerDecayAdamW) and optimizer.use_ema
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert again.multipliers == optimizer.multipliers
+    # Weight decay skips biases, norms, position embeddings and the class token only.
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 1)).astype("float32")
+    model.fit(x, np.arange(8) % 10, epochs=1, batch_size=8, verbose=0)
+    decayed = {v.name for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {"kernel"}
+    assert {v.name for v in kit.no_weight_decay_variables(model)} == {
+        "bias", "gamma", "beta", "class_token", "embeddings"}
+
+
+@pytest.mark.portable
+def test_lora_trains_under_5_percent_and_merges_to_the_same_outputs(tmp_path):
+    model = _tiny(hidden_size=48, mlp_dim=192, drop_path_rate=0.0)
+    kit.enable_lora(model, rank=1)
+    trainable = {v.path for v in model.trainable_variables}
+    assert trainable == {p for p in trainable if "lora_kernel" in p or p.startswith("head/")}
+    assert len([p for p in trainable if "lora_kernel" in p]) == 2 * 4 * 2  # A, B x 4 x 2 blocks
+    assert kit.trainable_fraction(model) < 0.05
+    frozen = {v.path: keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables}
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 1)).astype("float32")
+    model.fit(x, np.arange(8) % 10, epochs=2, batch_size=8, verbose=0)
+    for v in model.non_trainable_variables:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), frozen[v.path])
+    b = model.get_layer("transformer_block_0").mlp.dense_1.lora_kernel_b
+    assert np.abs(keras.ops.convert_to_numpy(b)).max() > 0  # B left zero would merge to nothing
+    merged = kit.merge_lora(model)
+    assert not any("lora" in v.path for v in merged.weights)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(merged(x)),
+                               keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+    merged.save(tmp_path / "merged.keras")
+    loaded = keras.models.load_model(tmp_path / "merged.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(model(x)), atol=1e-5)
+
+
+def test_remat_scope_builds_the_same_model():
+    if keras.backend.backend() != "torch":
+        with pytest.raises(ValueError, match="`remat`.*KERAS_BACKEND=torch"):
+            kit.remat_scope(True)
+        pytest.skip("Keras' RematScope fails on TF and JAX for this model; checked on torch")
+    with kit.remat_scope(True):
+        model = _tiny(drop_path_rate=0.0)
+    plain = _tiny(drop_path_rate=0.0)
+    plain.set_weights(model.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)),
+                               keras.ops.convert_to_numpy(plain(x)), atol=1e-6)
+    assert model.get_layer("transformer_block_0")._remat_mode is not None
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, np.arange(2), epochs=1, verbose=0)  # the backward pass recomputes
+
+
+@pytest.mark.slow  # a real finetune run (~30 s on a loaded 2-core CPU)
+def test_finetune_with_the_kit_saves_a_plain_model_and_records_it(tmp_path):
+    import json
+
+    from keras_vit.cli import main
+
+    model = _tiny(drop_path_rate=0.0)
+    model.save(tmp_path / "tiny.keras")
+    out = tmp_path / "run"
+    argv = ["finetune", "--weights", str(tmp_path / "tiny.keras"), "--epochs", "1",
+            "--batch-size", "128", "--no-tensorboard", "--output-dir", str(out),
+            "--layer-decay", "0.8", "--ema", "0.9", "--lora-rank", "1"]
+    remat = keras.backend.backend() == "torch"  # refused elsewhere (see remat_scope)
+    assert main(argv + ["--remat"] * remat) == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["layer_decay"], config["ema"], config["lora_rank"], config["remat"]) == (
+        0.8, 0.9, 1, remat)
+    assert 0 < config["trainable_fraction"] < 0.1
+    saved = keras.models.load_model(out / "model.keras")
+    assert not any("lora" in v.path for v in saved.weights)  # merged on save
+    # Only LoRA and the head trained: the merged kernels moved, biases and norms did not.
+    block, trained = model.get_layer("transformer_block_0"), saved.get_layer("transformer_block_0")
+    np.testing.assert_array_equal(block.mlp.dense_1.bias.numpy(), trained.mlp.dense_1.bias.numpy())
+    np.testing.assert_array_equal(block.layer_norm_1.gamma.numpy(),
+                                  trained.layer_norm_1.gamma.numpy())
+    assert np.abs(block.mlp.dense_1.kernel.numpy() - trained.mlp.dense_1.kernel.numpy()).max() > 0
