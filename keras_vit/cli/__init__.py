@@ -14,11 +14,13 @@ from keras_vit.cli.common import CommandError, parse_field_value
 from keras_vit.cli.convert import add_convert
 from keras_vit.cli.evaluate import add_evaluate
 from keras_vit.cli.predict import add_predict
+from keras_vit.cli.pretrain import add_pretrain
 from keras_vit.cli.summary import add_summary
 from keras_vit.cli.train import add_finetune, add_train
 
 # One entry per command, in the order `--help` lists them.
-COMMANDS = [add_summary, add_train, add_finetune, add_evaluate, add_predict, add_convert, add_benchmark]
+COMMANDS = [add_summary, add_train, add_finetune, add_pretrain, add_evaluate, add_predict, add_convert,
+            add_benchmark]
 
 
 def build_parser():
