@@ -107,6 +107,18 @@ def test_downsampled_target_of_hand_made_patch():
 
 
 @pytest.mark.portable
+def test_colour_targets_stay_float32_under_mixed_precision():
+    images = np.random.default_rng(6).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    config = tiny_backbone().config
+    full = MaskedPatchPrediction(keras_vit.VisionTransformer(config), target="downsampled")
+    mixed = MaskedPatchPrediction(
+        keras_vit.VisionTransformer(config, dtype="mixed_bfloat16"), target="downsampled")
+    np.testing.assert_array_equal(numpy(mixed.compute_targets(images)),
+                                  numpy(full.compute_targets(images)))
+    assert numpy(mixed(images)["predictions"]).dtype == np.float32
+
+
+@pytest.mark.portable
 def test_pixels_target_is_the_normalised_patch():
     image = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
     model = MaskedPatchPrediction(tiny_backbone(image_size=8, patch_size=4), target="pixels")
@@ -299,3 +311,20 @@ def test_cli_pretrain_refuses_an_unknown_target(capsys):
     assert exit_info.value.code == 2 and "--target" in capsys.readouterr().err
     args = build_parser().parse_args(["pretrain"])
     assert (args.objective, args.target, args.data) == ("mpp", "mean_color", "digits")
+
+
+@pytest.mark.slow  # ~4 minutes on a loaded 2-core machine
+def test_example_smoke_prints_the_comparison_table(tmp_path):
+    out = str(tmp_path / "table.md")
+    result = subprocess.run(
+        [sys.executable, "examples/masked_patch_prediction.py", "--smoke", "--output", out,
+         "--work-dir", str(tmp_path / "runs")],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = open(out).read()
+    assert "--smoke" in text
+    for arm in ("| scratch | 0 |", "| mpp (mean_color) + fine-tune | 0 | 1 | 1 |",
+                "| random init + fine-tune | 0 |"):
+        assert arm in text, text

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.layers import Patches
 from keras_vit.pretraining.objectives import (
     DOWNSAMPLED_GRID,
     TARGETS,
@@ -130,7 +131,9 @@ class MaskedPatchPrediction(keras.Model):
 
         # The backbone's own graph, cut where the corruption goes in.
         patches = backbone.get_layer("patches")
-        self._patches = patches
+        # Colour targets read the raw pixels, cut as the backbone cuts them but in
+        # float32 whatever the policy (bfloat16 would move means across bins).
+        self._target_patches = Patches(config.patch_size, dtype="float32", name="target_patches")
         self._embed = keras.Model(
             backbone.input, [patches.output, backbone.get_layer("patch_embedding").output],
             name="embed",
@@ -188,7 +191,7 @@ class MaskedPatchPrediction(keras.Model):
                 normalised_patches, _ = self._embed(images, training=False)
             patches = normalised_patches
         else:
-            patches = self._patches(ops.cast(images, "float32"))  # raw pixels
+            patches = self._target_patches(ops.cast(images, "float32"))  # raw pixels
         return patch_targets(patches, self.target, c.patch_size, c.num_channels)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
