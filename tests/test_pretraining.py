@@ -272,6 +272,9 @@ def test_bad_arguments_are_refused_by_name():
         MaskedPatchPrediction(tiny_backbone(), random_rate=0.3)
     with pytest.raises(ValueError, match="`backbone`"):
         MaskedPatchPrediction(keras.Sequential([keras.layers.Dense(2)]))
+    with pytest.raises(ValueError, match="ResNet stem.*hybrid_layers=\\(1,\\)"):
+        MaskedPatchPrediction(tiny_backbone(image_size=32, patch_size=1, hybrid_layers=(1,),
+                                            hybrid_width=32))
 
 
 def _cli(*args, timeout=600):
