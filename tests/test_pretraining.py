@@ -16,9 +16,9 @@ from keras_vit.pretraining import (
     MaskedPatchPrediction,
     corrupt_patches,
     masked_patch_loss,
-    patch_targets,
 )
 from keras_vit.pretraining.objectives import KEPT, MASKED, REPLACED, UNCORRUPTED
+from keras_vit.surgery import transfer_weights
 from keras_vit.training import load_for_finetuning
 from tests.layer_checks import check_config_round_trip
 
@@ -235,8 +235,6 @@ def test_pretrained_backbone_loads_into_every_classifier_bit_identically(tmp_pat
         keras_vit.ViT("Ti/16", image_size=32, num_layers=1, num_classes=7),
         keras_vit.VisionTransformer(config),
     ):
-        from keras_vit.surgery import transfer_weights
-
         transfer_weights(keras.models.load_model(path), classifier, skip=("head",))
         _assert_backbone_weights_equal(backbone, classifier)
 
@@ -244,8 +242,6 @@ def test_pretrained_backbone_loads_into_every_classifier_bit_identically(tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize("factory", ["ViTTiny16", "ViTSmall16", "ViTBase16", "ViTBase32"])
 def test_pretrained_full_size_backbone_loads_into_its_factory(factory, tmp_path):
-    from keras_vit.surgery import transfer_weights
-
     make = getattr(keras_vit, factory)
     backbone = make(image_size=64, include_top=False)
     model = MaskedPatchPrediction(backbone, seed=0)
