@@ -32,6 +32,7 @@ from keras_vit.models import (
     variant_config,
 )
 from keras_vit import evaluation  # numpy and keras only; no tensorflow
+from keras_vit import pretraining  # keras only; tensorflow when a run starts
 from keras_vit.surgery import (
     replace_head,
     resample_position_embeddings,

@@ -1,0 +1,73 @@
+"""`keras-vit pretrain`: self-supervised pre-training (masked patch prediction)."""
+
+import os
+
+from keras_vit.cli.common import parse_fields
+
+
+def add_pretrain(sub):
+    p = sub.add_parser(
+        "pretrain",
+        help="Self-supervised pre-training by masked patch prediction (default: digits).",
+        description="Masked patch prediction (paper section 4.6): 50 %% of the patch "
+        "embeddings corrupted (80 %% [mask], 10 %% another patch, 10 %% kept), each "
+        "corrupted patch's output predicting its 3-bit mean colour (or a 4x4 downsized "
+        "patch, or its pixels). Labels are ignored. Writes DIR/model.keras (the "
+        "backbone, for `keras-vit finetune --weights DIR/model.keras`), "
+        "DIR/pretraining.keras, DIR/metrics.json, DIR/history.csv; run again with the "
+        "same --output-dir to resume after an interruption.",
+    )
+    p.add_argument("--objective", default="mpp", choices=("mpp",),
+                   help="mpp: masked patch prediction (default)")
+    p.add_argument("--target", default="mean_color",
+                   choices=("mean_color", "downsampled", "pixels"),
+                   help="mean_color: 3-bit mean colour (512 classes, 8 for grayscale; "
+                   "default); downsampled: 4x4 in 3-bit colour; pixels: L2 on the patch")
+    p.add_argument("--data", default="digits",
+                   help="digits (offline, default), a tensorflow-datasets name such as "
+                   "cifar10, or an image folder")
+    p.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    p.add_argument("--manual-dir", default=None, help="imagenet2012: folder of its tar files")
+    p.add_argument("--output-dir", default=None,
+                   help="run folder (default: runs/pretrain-<data>)")
+    p.add_argument("--model", default=None,
+                   help="'digits' (the small default for digits), a variant such as Ti/16")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--warmup-epochs", type=float, default=None)
+    p.add_argument("--decay", choices=("cosine", "linear"), default=None)
+    p.add_argument("--augment", default=None, help="as for `train`")
+    p.add_argument("--image-size", type=int, default=None, help="training resolution")
+    p.add_argument("--corruption-rate", type=float, default=0.5)
+    p.add_argument("--mask-rate", type=float, default=0.8)
+    p.add_argument("--random-rate", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
+                   help="XLA: auto = on for GPU/TPU, off on a CPU")
+    p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any other ViTConfig field, e.g. --set num_layers=6 (repeatable)")
+    p.set_defaults(run=_run)
+
+
+def _run(args):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
+    from keras_vit.cli.train import _print_metrics
+    from keras_vit.pretraining import pretrain
+    from keras_vit.training import default_output_dir
+
+    output_dir = args.output_dir or default_output_dir(args.data, "pretrain")
+    metrics = pretrain(
+        data=args.data, objective=args.objective, target=args.target, model=args.model,
+        output_dir=output_dir, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs, decay=args.decay, augment=args.augment,
+        image_size=args.image_size, corruption_rate=args.corruption_rate,
+        mask_rate=args.mask_rate, random_rate=args.random_rate, seed=args.seed,
+        jit_compile=args.jit_compile, data_dir=args.data_dir, manual_dir=args.manual_dir,
+        model_fields=parse_fields(args.set), tensorboard=not args.no_tensorboard,
+    )
+    _print_metrics(metrics, "pretrain", output_dir)
+    return 0
