@@ -11,6 +11,7 @@ from keras_vit.layers import (
 )
 from keras_vit.models.config import ViTConfig
 from keras_vit.models.resnet_stem import resnet_stem
+from keras_vit.models.variants import variant_config
 
 
 @keras.saving.register_keras_serializable(package="keras_vit")
@@ -122,9 +123,11 @@ def _forward(images, config, policy):
         c.grid_size,
         class_token=c.class_token,
         position_embedding=c.position_embedding if at_stem else "none",
+        distillation_token=c.distillation_token,
+        num_register_tokens=c.num_register_tokens,
         dtype=policy,
         name="patch_encoder",
-    )(x)  # (B, T, D) = z_0
+    )(x)  # (B, T, D) = z_0, T = prefix + N
     x = keras.layers.Dropout(c.dropout_rate, dtype=policy, name="embedding_dropout")(x)
 
     def position_embedding(name):
@@ -150,15 +153,21 @@ def _forward(images, config, policy):
             gelu_approximate=c.gelu_approximate,
             relative_grid_size=c.grid_size if c.position_embedding == "relative" else None,
             num_prefix_tokens=c.num_prefix_tokens,
+            layer_scale_init_value=c.layer_scale_init_value,
             dtype=policy,
             name=f"transformer_block_{i}",
         )(x)  # (B, T, D) = z_l
-    x = keras.layers.LayerNormalization(
+    norm = keras.layers.LayerNormalization(
         epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"
-    )(x)
+    )
+    if not c.fc_norm:
+        x = norm(x)
     if c.pooling is None:
         return x  # (B, T, D)
+    tokens = x
     x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
+    if c.fc_norm:
+        x = norm(x)  # timm's fc_norm: the final norm after pooling
     if not c.include_top:
         return x
     if c.representation_size is not None:
@@ -166,13 +175,21 @@ def _forward(images, config, policy):
             c.representation_size, activation="tanh", dtype=policy, name="pre_logits"
         )(x)
     # Zero-initialised head (paper section 3.2); float32 logits under mixed precision.
-    return keras.layers.Dense(
+    logits = keras.layers.Dense(
         c.num_classes,
         kernel_initializer="zeros",
         bias_initializer="zeros",
         dtype="float32",
         name="head",
     )(x)  # (B, K)
+    if not c.distilled_head:
+        return logits
+    # DeiT: a second head on the distillation token; inference averages both (timm).
+    dist = TokenPooling("distillation", c.num_prefix_tokens, dtype=policy,
+                        name="distillation_pooling")(tokens)  # (B, D)
+    dist = keras.layers.Dense(c.num_classes, kernel_initializer="zeros",
+                              bias_initializer="zeros", dtype="float32", name="head_dist")(dist)
+    return keras.layers.Average(dtype="float32", name="head_average")([logits, dist])  # (B, K)
 
 
 def ViT(config=None, dtype=None, name=None, **fields):
@@ -192,8 +209,6 @@ def ViT(config=None, dtype=None, name=None, **fields):
 
     >>> model = ViT("Ti/16", image_size=32, num_classes=10)
     """
-    from keras_vit.models.variants import variant_config
-
     if config is None:
         config = ViTConfig()
     elif isinstance(config, str):
