@@ -18,24 +18,27 @@ from keras_vit.layers.std_conv2d import StdConv2D
 from keras_vit.models import (
     VARIANTS,
     ViT,
+    ViTConfig,
+    VisionTransformer,
+    variant_config,
+)
+from keras_vit import evaluation  # numpy and keras only; no tensorflow
+from keras_vit.surgery import (
+    interpolation_matrix,
+    replace_head,
+    resample_position_embeddings,
+    resize_position_embeddings,
+)
+from keras_vit.checkpoints import convert_checkpoint
+from keras_vit.checkpoints.factories import (
     ViTBase16,
     ViTBase32,
-    ViTConfig,
     ViTHuge14,
     ViTHybridBase16,
     ViTLarge16,
     ViTLarge32,
     ViTSmall16,
     ViTTiny16,
-    VisionTransformer,
-    variant_config,
 )
-from keras_vit import evaluation  # numpy and keras only; no tensorflow
-from keras_vit.surgery import (
-    replace_head,
-    resample_position_embeddings,
-    resize_position_embeddings,
-)
-from keras_vit.checkpoints import convert_checkpoint
 
 __version__ = "0.1.0"

@@ -10,11 +10,13 @@ each is one matrix per axis (`interpolation_matrix`), in NumPy.
 
 import numbers
 
+import keras
 import numpy as np
 
+from keras_vit.models.config import RESAMPLE_METHODS
+from keras_vit.models.vit import VisionTransformer
 from keras_vit.utils import check_choice, check_positive_int, to_hw
 
-RESAMPLE_METHODS = ("linear", "bicubic")
 
 
 def replace_head(model, num_classes, keep_pre_logits=False):
@@ -54,7 +56,7 @@ def replace_head(model, num_classes, keep_pre_logits=False):
 
 
 def resample_position_embeddings(
-    posemb, new_grid, num_prefix_tokens=1, method="linear", old_grid=None
+    posemb, new_grid, num_prefix_tokens=1, method="linear", old_grid=None, antialias=False
 ):
     """Interpolates a (1, prefix + gh*gw, D) embedding to a new (nh, nw) grid.
 
@@ -63,8 +65,10 @@ def resample_position_embeddings(
 
     - "linear": `scipy.ndimage.zoom(grid, (nh/gh, nw/gw, 1), order=1)`, exactly
       the original code's `load_pretrained` (vit_jax `checkpoint.py`).
-    - "bicubic": timm's `resample_abs_pos_embed` (torch `F.interpolate`,
-      mode "bicubic", align_corners=False, antialias=False), in NumPy.
+    - "bicubic", antialias=False: torch `F.interpolate(mode="bicubic",
+      align_corners=False)`, HF's `interpolate_pos_encoding`.
+    - "bicubic", antialias=True: timm's `resample_abs_pos_embed` as timm runs
+      it whenever it changes a model's size (torch's antialiased bicubic).
 
     Args:
         posemb: array (1, num_prefix_tokens + gh*gw, D).
@@ -72,6 +76,8 @@ def resample_position_embeddings(
         num_prefix_tokens: tokens before the grid. Defaults to 1.
         method: "linear" or "bicubic". Defaults to "linear".
         old_grid: (gh, gw) of `posemb`; None means square. Defaults to None.
+        antialias: bool, torch's antialiased bicubic (timm's choice).
+            Defaults to False.
 
     Returns:
         float32 array (1, num_prefix_tokens + nh*nw, D) (float64 input stays
@@ -84,6 +90,7 @@ def resample_position_embeddings(
     (1, 577, 768)
     """
     check_choice("method", method, RESAMPLE_METHODS)
+    interpolation_matrix(1, 1, method, antialias)  # checks the pair
     posemb = np.asarray(posemb)
     if posemb.ndim != 3 or posemb.shape[0] != 1:
         raise ValueError(
@@ -121,8 +128,8 @@ def resample_position_embeddings(
     if (gh, gw) == (nh, nw):
         new = grid.astype(dtype)
     else:
-        rows = interpolation_matrix(gh, nh, method)  # (nh, gh)
-        cols = interpolation_matrix(gw, nw, method)  # (nw, gw)
+        rows = interpolation_matrix(gh, nh, method, antialias)  # (nh, gh)
+        cols = interpolation_matrix(gw, nw, method, antialias)  # (nw, gw)
         # A_h @ grid @ A_w^T per channel, summed in float64.
         new = np.einsum("ih,jw,hwd->ijd", rows, cols, grid.astype(np.float64))
         new = new.astype(dtype)
@@ -269,7 +276,7 @@ def _bicubic_aa_matrix(in_size, out_size, a=-0.5):
     return out
 
 
-def resize_position_embeddings(model, image_size, method="linear"):
+def resize_position_embeddings(model, image_size, method=None, antialias=None):
     """A copy of `model` for a new image size, position embeddings resampled.
 
     The patch size stays; the grid grows or shrinks (height and width each),
@@ -280,8 +287,13 @@ def resize_position_embeddings(model, image_size, method="linear"):
     Args:
         model: a `keras_vit.VisionTransformer`.
         image_size: int or (height, width), the new input size in pixels.
-        method: "linear" (the original code's) or "bicubic" (timm's).
-            Defaults to "linear".
+        method: None, "linear" (the original code's) or "bicubic" (timm's
+            and HF's). None takes the model's `config.resample_method`, the
+            way its weights' source resizes (a converted model records it;
+            "linear" for a model built here). Defaults to None.
+        antialias: None or bool, torch's antialiased bicubic (timm's choice).
+            None takes `config.resample_antialias` when `method` is None or
+            the recorded one, else False. Defaults to None.
 
     Returns:
         A new `VisionTransformer` taking (B, height, width, C) images.
@@ -290,8 +302,13 @@ def resize_position_embeddings(model, image_size, method="linear"):
 
     >>> model = keras_vit.resize_position_embeddings(model, image_size=384)
     """
-    check_choice("method", method, RESAMPLE_METHODS)
     old = _config_of(model)
+    if method is None:
+        method = old.resample_method
+    if antialias is None:
+        antialias = old.resample_antialias and method == old.resample_method
+    check_choice("method", method, RESAMPLE_METHODS)
+    interpolation_matrix(1, 1, method, antialias)  # checks the pair
     config = old.replace(image_size=image_size)
     if config.position_embedding == "relative" and config.grid_size != old.grid_size:
         raise ValueError(
@@ -301,7 +318,8 @@ def resize_position_embeddings(model, image_size, method="linear"):
         )
     new = _rebuild(model, config)
     transfer_weights(
-        model, new, posemb_grids=(old.grid_size, config.grid_size), method=method
+        model, new, posemb_grids=(old.grid_size, config.grid_size), method=method,
+        antialias=antialias,
     )
     return new
 
@@ -317,21 +335,19 @@ def _config_of(model):
 
 
 def _rebuild(model, config):
-    import keras
-
-    from keras_vit.models.vit import VisionTransformer
-
     policy = model.get_config().get("dtype")  # the policy it was built with
     if isinstance(policy, dict):
         policy = keras.dtype_policies.deserialize(policy)
     return VisionTransformer(config, dtype=policy, name=model.name)
 
 
-def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"):
+def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear",
+                     antialias=False):
     """Copies every weight of `source` into `target`, matched by variable path.
 
     Layers named in `skip` are left as `target` built them. Position
-    embeddings are resampled from `posemb_grids[0]` to `posemb_grids[1]`.
+    embeddings are resampled from `posemb_grids[0]` to `posemb_grids[1]`
+    with `method` and `antialias` (see `interpolation_matrix`).
     Any other difference in names or shapes is an error.
     """
     src = {v.path: v for v in source.weights if v.path.split("/")[0] not in skip}
@@ -342,7 +358,7 @@ def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"
             f"only in the source {sorted(set(src) - set(dst))}, only in the "
             f"target {sorted(set(dst) - set(src))}."
         )
-    prefix = int(_config_of(target).class_token)
+    prefix = _config_of(target).num_prefix_tokens
     for path, variable in dst.items():
         value = np.asarray(src[path].numpy() if hasattr(src[path], "numpy") else src[path])
         leaf = path.split("/")[-1]
@@ -350,12 +366,13 @@ def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"
             (gh, gw), (nh, nw) = posemb_grids
             if leaf == "embeddings":
                 value = resample_position_embeddings(
-                    value, (nh, nw), prefix, method, old_grid=(gh, gw)
+                    value, (nh, nw), prefix, method, old_grid=(gh, gw), antialias=antialias
                 )
             elif leaf in ("row_embeddings", "column_embeddings"):
                 old_n, new_n = (gh, nh) if leaf == "row_embeddings" else (gw, nw)
                 value = resample_position_embeddings(
-                    value[None], (new_n, 1), 0, method, old_grid=(old_n, 1)
+                    value[None], (new_n, 1), 0, method, old_grid=(old_n, 1),
+                    antialias=antialias,
                 )[0]
         if tuple(value.shape) != tuple(variable.shape):
             raise ValueError(

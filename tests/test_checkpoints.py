@@ -178,7 +178,10 @@ def test_image_size_override_resamples_like_the_source():
     timm_big = keras_vit.convert_checkpoint(TIMM, num_heads=2, image_size=48)
     pe = {v.path: v.numpy() for v in keras_vit.convert_checkpoint(TIMM, num_heads=2).weights}[key]
     np.testing.assert_allclose({v.path: v.numpy() for v in timm_big.weights}[key],
-                               keras_vit.resample_position_embeddings(pe, 6, 1, "bicubic"), atol=1e-6)
+                               keras_vit.resample_position_embeddings(pe, 6, 1, "bicubic",
+                                                                      antialias=True), atol=1e-6)
+    assert (timm_big.config.resample_method, timm_big.config.resample_antialias) == ("bicubic", True)
+    assert (bigger.config.resample_method, bigger.config.resample_antialias) == ("linear", False)
 
 
 def test_overrides_that_contradict_the_checkpoint():

@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from keras_vit.checkpoints.port import CheckpointError
+from keras_vit.checkpoints.port import CheckpointError, port_top
 
 PREFIXES = ("opt/target/", "params/img/", "params/", "")
 
@@ -160,17 +160,3 @@ def port(porter, config, layout):
     porter.port("Transformer/encoder_norm/bias", "encoder_norm/beta")
     port_top(porter, config, ("pre_logits/kernel", "pre_logits/bias"),
              ("head/kernel", "head/bias"), transpose=False)
-
-
-def port_top(porter, config, pre_logits, head, transpose):
-    """Pre-logits and head, or marks them dropped when the model has no top."""
-    fix = (lambda w: w.T) if transpose else None
-    for keys, layer in ((pre_logits, "pre_logits"), (head, "head")):
-        if not porter.has(keys[0]):
-            continue
-        built = config.include_top and (layer == "head" or config.representation_size)
-        if built:
-            porter.port(keys[0], f"{layer}/kernel", fix)
-            porter.port(keys[1], f"{layer}/bias")
-        else:
-            porter.drop(keys)
