@@ -51,7 +51,8 @@ def replace_head(model, num_classes, keep_pre_logits=False):
         representation_size=config.representation_size if keep else None,
     )
     new = _rebuild(model, config)
-    transfer_weights(model, new, skip=("head",) if keep else ("head", "pre_logits"))
+    heads = ("head", "head_dist")  # DeiT's distillation head gets a new zero one too
+    transfer_weights(model, new, skip=heads if keep else heads + ("pre_logits",))
     return new
 
 

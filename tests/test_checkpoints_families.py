@@ -141,6 +141,12 @@ def test_hf_deit_folders(name):
     assert_matches(model, f"{name}_32x32")
 
 
+def test_hf_vitmodel_pooler_output_as_features():
+    model = keras_vit.convert_checkpoint(path("hf_vitmodel"))
+    assert not model.config.include_top and model.config.representation_size == 24
+    assert_matches(model, "hf_vitmodel_32x32")
+
+
 def test_new_families_round_trip(tmp_path):
     model = keras_vit.convert_checkpoint(path("timm_deit_distilled.safetensors"), num_heads=2)
     x = REF["pixels_32x32"].astype("float32")
@@ -151,6 +157,18 @@ def test_new_families_round_trip(tmp_path):
     block = keras_vit.TransformerBlock(num_heads=2, mlp_dim=16, layer_scale_init_value=0.1)
     check_config_round_trip(block)
     check_save_load(wrap(block, (5, 8)), np.ones((2, 5, 8), "float32"), tmp_path)
+
+
+def test_replace_head_and_resize_a_distilled_model():
+    model = keras_vit.convert_checkpoint(path("timm_deit_distilled.safetensors"), num_heads=2)
+    new = keras_vit.resize_position_embeddings(keras_vit.replace_head(model, 3), (32, 40))
+    w = {v.path: v.numpy() for v in new.weights}
+    assert w["head_dist/kernel"].shape == (24, 3) and not w["head_dist/kernel"].any()
+    assert w["patch_encoder/position_embedding/embeddings"].shape == (1, 2 + 20, 24)
+    old = {v.path: v.numpy() for v in model.weights}["patch_encoder/position_embedding/embeddings"]
+    np.testing.assert_array_equal(w["patch_encoder/position_embedding/embeddings"][:, :2], old[:, :2])
+    x = REF["pixels_32x40"].astype("float32")
+    np.testing.assert_array_equal(np.asarray(new(x)), np.zeros((2, 3)))
 
 
 def test_layer_scale_scales_each_branch():

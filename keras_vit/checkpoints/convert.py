@@ -253,12 +253,6 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
             f"{path} has no classification head; pass num_classes= for a new zero "
             "head, or include_top=False for features."
         )
-    if (not include_top and not has_head and "representation_size" in fields
-            and "include_top" not in overrides):
-        raise CheckpointError(
-            f"{path} has a pre-logits layer but no head; pass num_classes= for a "
-            "new zero head after it, or include_top=False for the features before it."
-        )
     new_layers = ()
     if fresh:
         new_layers = ("head", "head_dist")

@@ -143,10 +143,10 @@ def port_top(porter, config, pre_logits, head, transpose, dist_head=None):
     for keys, layer in ((pre_logits, "pre_logits"), (head, "head"), (dist_head, "head_dist")):
         if keys is None or not porter.has(keys[0]):
             continue
-        built = config.include_top and {
+        built = {
             "pre_logits": config.representation_size is not None,
-            "head": True,
-            "head_dist": config.distilled_head,
+            "head": config.include_top,
+            "head_dist": config.include_top and config.distilled_head,
         }[layer]
         if built and layer not in porter.new_layers:
             porter.port(keys[0], f"{layer}/kernel", fix)

@@ -44,7 +44,7 @@ class ViTConfig:
     class_token: bool = True  # prepend a learnable [class] token
     position_embedding: str = "learned"  # or "learned_2d", "sincos_2d", "relative", "none"
     position_embedding_placement: str = "stem"  # or "every_layer", "every_layer_shared"
-    include_top: bool = True  # False: pooled features (or all tokens if pooling=None)
+    include_top: bool = True  # False: pooled (pre-logits) features, or all tokens if pooling=None
     include_preprocessing: bool = True  # take [0, 255] pixels and normalise inside
     normalization_mean: Tuple[float, ...] = (0.5,)  # in [0, 1] units, per channel or one
     normalization_std: Tuple[float, ...] = (0.5,)  # 0.5 and 0.5 give x / 127.5 - 1

@@ -21,7 +21,9 @@ class VisionTransformer(keras.Model):
     A functional model with a named input "images" (B, H, W, C) taking pixel
     values in [0, 255] (normalised inside unless `include_preprocessing` is
     False). Outputs logits (B, num_classes); with `include_top=False` the
-    pooled features (B, D), or every token (B, T, D) when pooling is None.
+    pooled features (B, D) (after the pre-logits layer when
+    `representation_size` is set, like HF ViTModel's pooler output), or every
+    token (B, T, D) when pooling is None.
 
     Layer names are stable (converters look layers up by name):
     "preprocessing", the hybrid stem's "stem_*"/"stages_*", "patches",
@@ -168,12 +170,12 @@ def _forward(images, config, policy):
     x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
     if c.fc_norm:
         x = norm(x)  # timm's fc_norm: the final norm after pooling
-    if not c.include_top:
-        return x
-    if c.representation_size is not None:
+    if c.representation_size is not None:  # the pre-logits features (HF ViTModel's pooler)
         x = keras.layers.Dense(
             c.representation_size, activation="tanh", dtype=policy, name="pre_logits"
         )(x)
+    if not c.include_top:
+        return x
     # Zero-initialised head (paper section 3.2); float32 logits under mixed precision.
     logits = keras.layers.Dense(
         c.num_classes,
