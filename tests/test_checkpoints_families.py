@@ -3,7 +3,7 @@
 The fixtures (tests/fixtures/families/, made by make_family_fixtures.py in the
 reference environment) are tiny models at random init with every parameter
 perturbed; each comes with the logits its own framework gives, at its native
-size and, where the source can, at 48x48 and 32x40 through the source's own
+size and, where the source can, at 48x48, 32x40 and 24x24 (down) through the source's own
 resize (timm creating the model at that img_size from the state dict; HF's
 interpolate_pos_encoding=True).
 """
@@ -42,7 +42,7 @@ def assert_matches(model, key):
 
 # Defect 2: each source's own resize, recorded in the model.
 
-@pytest.mark.parametrize("hw", [(48, 48), (32, 40)])
+@pytest.mark.parametrize("hw", [(48, 48), (32, 40), (24, 24)])
 def test_timm_resize_is_timm_creating_the_model_at_that_size(hw):
     model = keras_vit.convert_checkpoint(path("timm_resize.safetensors"), num_heads=2,
                                          image_size=hw)
@@ -61,7 +61,7 @@ def test_timm_resize_plain_bicubic_is_off():
         assert_matches(plain, "timm_resize_48x48")
 
 
-@pytest.mark.parametrize("hw", [(48, 48), (32, 40)])
+@pytest.mark.parametrize("hw", [(48, 48), (32, 40), (24, 24)])
 def test_hf_resize_is_interpolate_pos_encoding(hw):
     model = keras_vit.convert_checkpoint(path("hf_resize"), image_size=hw)
     assert (model.config.resample_method, model.config.resample_antialias) == ("bicubic", False)

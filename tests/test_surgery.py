@@ -160,7 +160,23 @@ def test_interpolation_matrix_bad_arguments(kwargs, match):
         keras_vit.surgery.interpolation_matrix(**kwargs)
 
 
+@pytest.mark.parametrize("antialias", [True, False])
+def test_bicubic_matches_timm_resample_abs_pos_embed_live(antialias):
+    """timm's own function (where timm is installed), up and down, square and not."""
+    torch = pytest.importorskip("torch")
+    layers = pytest.importorskip("timm.layers")
+    rng = np.random.default_rng(4)
+    for old, new in [((14, 14), (24, 24)), ((24, 24), (10, 10)), ((4, 6), (9, 3)), ((16, 16), (16, 20))]:
+        pe = rng.normal(size=(1, 1 + old[0] * old[1], 16)).astype("float32")
+        ref = layers.resample_abs_pos_embed(torch.from_numpy(pe), list(new), list(old), 1,
+                                            "bicubic", antialias=antialias).numpy()
+        out = keras_vit.resample_position_embeddings(pe, new, 1, "bicubic", old_grid=old,
+                                                     antialias=antialias)
+        assert np.abs(out - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
 @pytest.mark.parametrize("kwargs, match", [
+    (dict(new_grid=(3, 3), antialias=True), "antialias"),
     (dict(new_grid=(3, 3), method="nearest"), "method"),
     (dict(new_grid=(3, 3), old_grid=(2, 3)), "old_grid"),
     (dict(new_grid=0), "new_grid"),
@@ -174,6 +190,22 @@ def test_resample_bad_arguments(kwargs, match):
 def test_resample_non_square_needs_old_grid():
     with pytest.raises(ValueError, match="old_grid"):
         keras_vit.resample_position_embeddings(np.zeros((1, 1 + 12, 4)), (4, 4))
+
+
+def test_resize_follows_the_recorded_method_unless_told():
+    model = randomised(keras_vit.ViT(**TINY, resample_method="bicubic", resample_antialias=True))
+    key = "patch_encoder/position_embedding/embeddings"
+    pe = by_path(model)[key]
+    recorded = by_path(keras_vit.resize_position_embeddings(model, 48))[key]
+    np.testing.assert_array_equal(recorded, keras_vit.resample_position_embeddings(
+        pe, 6, 1, "bicubic", antialias=True))
+    linear = by_path(keras_vit.resize_position_embeddings(model, 48, method="linear"))[key]
+    np.testing.assert_array_equal(linear, keras_vit.resample_position_embeddings(pe, 6, 1, "linear"))
+    plain = by_path(keras_vit.resize_position_embeddings(model, 48, antialias=False))[key]
+    np.testing.assert_array_equal(plain, keras_vit.resample_position_embeddings(pe, 6, 1, "bicubic"))
+    assert np.abs(recorded - plain).max() > 1e-3
+    with pytest.raises(ValueError, match="resample_antialias"):
+        keras_vit.ViT(**TINY, resample_antialias=True)  # linear has no antialiased form
 
 
 @pytest.mark.parametrize("method", ["linear", "bicubic"])
