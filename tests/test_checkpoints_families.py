@@ -141,6 +141,27 @@ def test_hf_deit_folders(name):
     assert_matches(model, f"{name}_32x32")
 
 
+def test_big_vision_map_head():
+    model = keras_vit.convert_checkpoint(path("bigvision_map.npz"))
+    assert model.config.pooling == "map" and not model.config.class_token
+    assert_matches(model, "bigvision_map_32x32")
+
+
+def test_map_head_layer_round_trip(tmp_path):
+    from keras_vit.layers.map_head import MAPHead
+
+    head = MAPHead(num_heads=2, mlp_dim=16)
+    check_config_round_trip(head)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
+    check_save_load(wrap(head, (5, 8)), x, tmp_path)
+    out = np.asarray(head(x))
+    # The probe's attention is a convex mix of the value rows: with equal tokens it is that row.
+    same = np.repeat(x[:, :1], 5, axis=1)
+    single = np.asarray(head(x[:, :1]))
+    np.testing.assert_allclose(np.asarray(head(same)), single, atol=1e-5)
+    assert out.shape == (2, 8) and not np.allclose(out, single, atol=1e-3)
+
+
 def test_hf_vitmodel_pooler_output_as_features():
     model = keras_vit.convert_checkpoint(path("hf_vitmodel"))
     assert not model.config.include_top and model.config.representation_size == 24

@@ -12,7 +12,7 @@ from keras_vit.utils import (
     to_hw,
 )
 
-POOLINGS = ("token", "gap", None)
+POOLINGS = ("token", "gap", "map", None)
 POSITION_EMBEDDINGS = ("learned", "learned_2d", "sincos_2d", "relative", "none")
 PLACEMENTS = ("stem", "every_layer", "every_layer_shared")
 RESAMPLE_METHODS = ("linear", "bicubic")
@@ -39,7 +39,7 @@ class ViTConfig:
     drop_path_rate: float = 0.0  # stochastic depth of the last block; linear in depth
     layer_norm_epsilon: float = 1e-6  # original and timm; HF uses 1e-12
     gelu_approximate: bool = False  # True: flax's tanh GELU of the original code
-    pooling: Optional[str] = "token"  # or "gap" (mean of patch tokens), or None
+    pooling: Optional[str] = "token"  # or "gap" (mean of patch tokens), "map" (MAPHead), None
     representation_size: Optional[int] = None  # pre-logits Dense + tanh (i21k)
     class_token: bool = True  # prepend a learnable [class] token
     position_embedding: str = "learned"  # or "learned_2d", "sincos_2d", "relative", "none"

@@ -9,6 +9,7 @@ from keras_vit.layers import (
     TokenPooling,
     TransformerBlock,
 )
+from keras_vit.layers.map_head import MAPHead
 from keras_vit.models.config import ViTConfig
 from keras_vit.models.resnet_stem import resnet_stem
 from keras_vit.models.variants import variant_config
@@ -167,7 +168,11 @@ def _forward(images, config, policy):
     if c.pooling is None:
         return x  # (B, T, D)
     tokens = x
-    x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
+    if c.pooling == "map":  # big_vision's attention pooling over every token
+        x = MAPHead(c.num_heads, c.mlp_dim, c.layer_norm_epsilon, c.gelu_approximate,
+                    dtype=policy, name="map_head")(x)  # (B, D)
+    else:
+        x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
     if c.fc_norm:
         x = norm(x)  # timm's fc_norm: the final norm after pooling
     if c.representation_size is not None:  # the pre-logits features (HF ViTModel's pooler)
