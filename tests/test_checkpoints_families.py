@@ -90,7 +90,8 @@ def test_timm_hub_folder_reads_model_args():
 
 @pytest.mark.parametrize("change, match", [
     (dict(model_args={"qk_norm": True}), "qk_norm"),
-    (dict(model_args={"global_pool": "map"}), "global_pool='map'"),
+    (dict(model_args={"global_pool": "avgmax"}), "global_pool='avgmax'"),
+    (dict(model_args={"global_pool": "map"}), "attn_pool.latent"),  # said, but no tensors
     (dict(model_args={"act_layer": "quick_gelu"}), "act_layer='quick_gelu'"),
     (dict(model_args={"block_fn": "ParallelBlock"}), "block_fn"),
     (dict(model_args={"depth": 3}), "depth=3"),
@@ -139,6 +140,12 @@ def test_hf_deit_folders(name):
     assert model.config.distillation_token
     assert model.config.distilled_head == (name == "hf_deit_teacher")
     assert_matches(model, f"{name}_32x32")
+
+
+def test_timm_map_head():
+    model = keras_vit.convert_checkpoint(path("timm_map.safetensors"), num_heads=2)
+    assert model.config.pooling == "map" and not model.config.class_token
+    assert_matches(model, "timm_map_32x32")
 
 
 def test_big_vision_map_head():

@@ -80,10 +80,10 @@ def hub_meta(cfg, source):
             f"{source}: model_args act_layer={act!r} is not supported (gelu, gelu_tanh)."
         )
     pool = args.get("global_pool", cfg.get("global_pool", "token"))
-    if pool not in ("token", "avg"):
+    if pool not in ("token", "avg", "map"):
         raise CheckpointError(
-            f"{source}: global_pool={pool!r} is not supported ('token' or 'avg'; "
-            "timm's 'map' attention pooling and 'avgmax'/'max' are not built here)."
+            f"{source}: global_pool={pool!r} is not supported ('token', 'avg' or 'map'; "
+            "'avgmax', 'max' and 'prr' are not built here)."
         )
     pre = cfg.get("pretrained_cfg", {})
     meta = {k: pre[k] for k in ("mean", "std") if k in pre}
@@ -116,7 +116,6 @@ def infer_config(tensors, source, meta=None):
     unsupported = {
         "norm_pre.weight": "CLIP's pre-norm (norm_pre)",
         "blocks.0.attn.q_norm.weight": "qk_norm (attn.q_norm / k_norm)",
-        "attn_pool.latent": "timm's 'map' attention-pool head (attn_pool)",
         "blocks.0.attn.relative_position_bias_table": "relative position biases",
         "blocks.0.norm1.bias": None,
     }
@@ -134,11 +133,19 @@ def infer_config(tensors, source, meta=None):
     dist = "dist_token" in tensors
     registers = int(tensors["reg_token"].shape[1]) if "reg_token" in tensors else 0
     fc_norm = "fc_norm.weight" in tensors
-    pool = meta.get("global_pool") or ("avg" if fc_norm or not class_token else "token")
+    pool = meta.get("global_pool") or (
+        "map" if "attn_pool.latent" in tensors
+        else "avg" if fc_norm or not class_token else "token")
+    if pool == "map" and "attn_pool.latent" in tensors and (
+            tensors["attn_pool.latent"].shape[1] != 1 or "attn_pool.q_norm.weight" in tensors):
+        raise CheckpointError(
+            f"{source}: the tensor `attn_pool.latent` {tensors['attn_pool.latent'].shape} "
+            "(several latents) or `attn_pool.q_norm` is not supported: one probe, no qk norm."
+        )
     fields = dict(
         patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
         num_layers=layers, mlp_dim=int(tensors["blocks.0.mlp.fc1.weight"].shape[0]),
-        class_token=class_token, pooling="token" if pool == "token" else "gap",
+        class_token=class_token, pooling={"token": "token", "avg": "gap", "map": "map"}[pool],
         layer_norm_epsilon=1e-6, gelu_approximate=bool(meta.get("gelu_approximate", False)),
         normalization_mean=tuple(meta.get("mean", (0.5,))),
         normalization_std=tuple(meta.get("std", (0.5,))),
@@ -279,6 +286,22 @@ def port(porter, config, layout):
     norm = "fc_norm" if config.fc_norm else "norm"
     porter.port(f"{norm}.weight", "encoder_norm/gamma")
     porter.port(f"{norm}.bias", "encoder_norm/beta")
+    if config.pooling == "map":  # AttentionPoolLatent: one probe, fused k|v
+        d, a = config.hidden_size, "attn_pool."
+        porter.port(f"{a}latent", "map_head/probe")
+        porter.port(f"{a}q.weight", "map_head/query/kernel", t)
+        porter.port(f"{a}q.bias", "map_head/query/bias")
+        porter.port(f"{a}kv.weight", "map_head/key/kernel", lambda w: w[:d].T)
+        porter.port(f"{a}kv.weight", "map_head/value/kernel", lambda w: w[d:].T)
+        porter.port(f"{a}kv.bias", "map_head/key/bias", lambda b: b[:d])
+        porter.port(f"{a}kv.bias", "map_head/value/bias", lambda b: b[d:])
+        porter.port(f"{a}proj.weight", "map_head/output/kernel", t)
+        porter.port(f"{a}proj.bias", "map_head/output/bias")
+        porter.port(f"{a}norm.weight", "map_head/layer_norm/gamma")
+        porter.port(f"{a}norm.bias", "map_head/layer_norm/beta")
+        for s_, k in (("fc1", "dense_1"), ("fc2", "dense_2")):
+            porter.port(f"{a}mlp.{s_}.weight", f"map_head/mlp/{k}/kernel", t)
+            porter.port(f"{a}mlp.{s_}.bias", f"map_head/mlp/{k}/bias")
     port_top(porter, config, ("pre_logits.fc.weight", "pre_logits.fc.bias"),
              ("head.weight", "head.bias"), transpose=True,
              dist_head=("head_dist.weight", "head_dist.bias"))
