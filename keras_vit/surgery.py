@@ -4,16 +4,19 @@ The paper fine-tunes at a higher resolution than it pre-trains (section 3.2):
 the patch size stays, so the sequence grows, and the learned position
 embeddings are interpolated in 2-D to the new grid. The original code does it
 with `scipy.ndimage.zoom(order=1)` (vit_jax `checkpoint.py`); timm and HF use
-bicubic `torch.nn.functional.interpolate`. Both are here, in NumPy.
+bicubic `torch.nn.functional.interpolate`. Each is a separable linear map, so
+each is one matrix per axis (`interpolation_matrix`), in NumPy.
 """
 
 import numbers
 
+import keras
 import numpy as np
 
+from keras_vit.models.config import RESAMPLE_METHODS
+from keras_vit.models.vit import VisionTransformer
 from keras_vit.utils import check_choice, check_positive_int, to_hw
 
-RESAMPLE_METHODS = ("linear", "bicubic")
 
 
 def replace_head(model, num_classes, keep_pre_logits=False):
@@ -48,12 +51,13 @@ def replace_head(model, num_classes, keep_pre_logits=False):
         representation_size=config.representation_size if keep else None,
     )
     new = _rebuild(model, config)
-    transfer_weights(model, new, skip=("head",) if keep else ("head", "pre_logits"))
+    heads = ("head", "head_dist")  # DeiT's distillation head gets a new zero one too
+    transfer_weights(model, new, skip=heads if keep else heads + ("pre_logits",))
     return new
 
 
 def resample_position_embeddings(
-    posemb, new_grid, num_prefix_tokens=1, method="linear", old_grid=None
+    posemb, new_grid, num_prefix_tokens=1, method="linear", old_grid=None, antialias=False
 ):
     """Interpolates a (1, prefix + gh*gw, D) embedding to a new (nh, nw) grid.
 
@@ -62,8 +66,10 @@ def resample_position_embeddings(
 
     - "linear": `scipy.ndimage.zoom(grid, (nh/gh, nw/gw, 1), order=1)`, exactly
       the original code's `load_pretrained` (vit_jax `checkpoint.py`).
-    - "bicubic": timm's `resample_abs_pos_embed` (torch `F.interpolate`,
-      mode "bicubic", align_corners=False, antialias=False), in NumPy.
+    - "bicubic", antialias=False: torch `F.interpolate(mode="bicubic",
+      align_corners=False)`, HF's `interpolate_pos_encoding`.
+    - "bicubic", antialias=True: timm's `resample_abs_pos_embed` as timm runs
+      it whenever it changes a model's size (torch's antialiased bicubic).
 
     Args:
         posemb: array (1, num_prefix_tokens + gh*gw, D).
@@ -71,6 +77,8 @@ def resample_position_embeddings(
         num_prefix_tokens: tokens before the grid. Defaults to 1.
         method: "linear" or "bicubic". Defaults to "linear".
         old_grid: (gh, gw) of `posemb`; None means square. Defaults to None.
+        antialias: bool, torch's antialiased bicubic (timm's choice).
+            Defaults to False.
 
     Returns:
         float32 array (1, num_prefix_tokens + nh*nw, D) (float64 input stays
@@ -83,6 +91,7 @@ def resample_position_embeddings(
     (1, 577, 768)
     """
     check_choice("method", method, RESAMPLE_METHODS)
+    interpolation_matrix(1, 1, method, antialias)  # checks the pair
     posemb = np.asarray(posemb)
     if posemb.ndim != 3 or posemb.shape[0] != 1:
         raise ValueError(
@@ -119,23 +128,90 @@ def resample_position_embeddings(
     grid = posemb[0, num_prefix_tokens:].reshape(gh, gw, -1)  # (gh, gw, D)
     if (gh, gw) == (nh, nw):
         new = grid.astype(dtype)
-    elif method == "linear":
-        import scipy.ndimage
-
-        new = scipy.ndimage.zoom(grid, (nh / gh, nw / gw, 1), order=1)
-        if new.shape[:2] != (nh, nw):  # zoom rounds the output size
-            raise ValueError(
-                f"scipy.ndimage.zoom made a {new.shape[:2]} grid for {(nh, nw)}."
-            )
-        new = new.astype(dtype)
     else:
-        rows = _bicubic_matrix(gh, nh)  # (nh, gh)
-        cols = _bicubic_matrix(gw, nw)  # (nw, gw)
-        # float32 like torch's kernel; the sums in float64 for stability.
+        rows = interpolation_matrix(gh, nh, method, antialias)  # (nh, gh)
+        cols = interpolation_matrix(gw, nw, method, antialias)  # (nw, gw)
+        # A_h @ grid @ A_w^T per channel, summed in float64.
         new = np.einsum("ih,jw,hwd->ijd", rows, cols, grid.astype(np.float64))
         new = new.astype(dtype)
     new = new.reshape(1, nh * nw, -1)  # (1, nh*nw, D)
     return np.concatenate([prefix, new], axis=1)
+
+
+def interpolation_matrix(in_size, out_size, method="linear", antialias=False):
+    """The (out_size, in_size) weights of a 1-D resize, as a matrix.
+
+    Every resize here is separable and linear in its input, so a 2-D resize of
+    a (h, w) grid is `A_h @ grid @ A_w.T` with `A_h = interpolation_matrix(h,
+    new_h, ...)` and `A_w = interpolation_matrix(w, new_w, ...)`. The matrices
+    reproduce, to float64 precision:
+
+    - "linear": `scipy.ndimage.zoom(..., order=1)`, the original code's resize
+      (vit_jax `checkpoint.py`): output i samples input x = i * (in-1)/(out-1),
+      corners aligned.
+    - "bicubic", antialias=False: torch `F.interpolate(mode="bicubic",
+      align_corners=False)`: x = (i + 0.5) * in/out - 0.5, Keys' cubic with
+      a = -0.75 on 4 neighbours, indices clamped to the border. HF's
+      `interpolate_pos_encoding`.
+    - "bicubic", antialias=True: torch's antialiased bicubic (timm's
+      `resample_abs_pos_embed`): Keys' cubic with a = -0.5, its support
+      stretched by in/out when down-sampling, the weights of each output
+      normalised to sum to 1 (also when up-sampling, where it still differs
+      from the plain kernel).
+
+    Args:
+        in_size: int, the input length.
+        out_size: int, the output length.
+        method: "linear" or "bicubic". Defaults to "linear".
+        antialias: bool, torch's antialiased kernel ("bicubic" only).
+            Defaults to False.
+
+    Returns:
+        float64 array (out_size, in_size).
+
+    Example:
+
+    >>> A = interpolation_matrix(14, 24, "bicubic", antialias=True)
+    >>> A.shape
+    (24, 14)
+    """
+    in_size = check_positive_int("in_size", in_size)
+    out_size = check_positive_int("out_size", out_size)
+    check_choice("method", method, RESAMPLE_METHODS)
+    if not isinstance(antialias, bool):
+        raise ValueError(
+            "Received an invalid value for argument `antialias`, expected a bool. "
+            f"Received: antialias={antialias!r}"
+        )
+    if method == "linear":
+        if antialias:
+            raise ValueError(
+                "Received an invalid value for argument `antialias`: the "
+                "'linear' resize is scipy.ndimage.zoom(order=1), which has no "
+                "antialiased form. Received: method='linear', antialias=True"
+            )
+        return _linear_matrix(in_size, out_size)
+    if antialias:
+        return _bicubic_aa_matrix(in_size, out_size)
+    return _bicubic_matrix(in_size, out_size)
+
+
+def _linear_matrix(in_size, out_size):
+    """(out, in) weights of `scipy.ndimage.zoom(order=1)` (grid_mode=False).
+
+    zoom maps output i to input x = i * (in-1)/(out-1) (x = 0 when out = 1)
+    and interpolates linearly between floor(x) and floor(x)+1.
+    """
+    step = (in_size - 1) / (out_size - 1) if out_size > 1 else 1.0
+    out = np.zeros((out_size, in_size), np.float64)
+    for i in range(out_size):
+        x = min(i * step, in_size - 1)
+        x0 = min(int(np.floor(x)), in_size - 1)
+        t = x - x0
+        out[i, x0] += 1.0 - t
+        if t > 0:
+            out[i, x0 + 1] += t
+    return out
 
 
 def _bicubic_matrix(in_size, out_size, a=-0.75):
@@ -163,7 +239,45 @@ def _bicubic_matrix(in_size, out_size, a=-0.75):
     return out
 
 
-def resize_position_embeddings(model, image_size, method="linear"):
+def _keys_cubic(x, a):
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+    if x < 2.0:
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return 0.0
+
+
+def _bicubic_aa_matrix(in_size, out_size, a=-0.5):
+    """(out, in) weights of torch's antialiased bicubic (align_corners=False).
+
+    torch's `_compute_indices_min_size_weights_aa` (UpSampleKernel.cpp):
+    scale = in/out, support = 2 * max(scale, 1), centre = (i + 0.5) * scale;
+    inputs j in [int(centre - support + 0.5), int(centre + support + 0.5))
+    (clipped to the input) weigh cubic((j - centre + 0.5) / max(scale, 1))
+    with Keys' a = -0.5, normalised to sum 1. No border clamping: weights
+    outside the input are dropped before normalising.
+    """
+    scale = in_size / out_size
+    support = 2.0 * scale if scale >= 1.0 else 2.0
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    max_size = int(np.ceil(support)) * 2 + 1
+    out = np.zeros((out_size, in_size), np.float64)
+    for i in range(out_size):
+        center = scale * (i + 0.5)
+        xmin = max(int(center - support + 0.5), 0)  # int() truncates, like C++
+        xsize = min(int(center + support + 0.5), in_size) - xmin
+        xsize = min(max(xsize, 0), max_size)
+        w = np.array([_keys_cubic((j + xmin - center + 0.5) * invscale, a)
+                      for j in range(xsize)])
+        total = w.sum()
+        if total != 0.0:
+            w = w / total
+        out[i, xmin:xmin + xsize] = w
+    return out
+
+
+def resize_position_embeddings(model, image_size, method=None, antialias=None):
     """A copy of `model` for a new image size, position embeddings resampled.
 
     The patch size stays; the grid grows or shrinks (height and width each),
@@ -174,8 +288,13 @@ def resize_position_embeddings(model, image_size, method="linear"):
     Args:
         model: a `keras_vit.VisionTransformer`.
         image_size: int or (height, width), the new input size in pixels.
-        method: "linear" (the original code's) or "bicubic" (timm's).
-            Defaults to "linear".
+        method: None, "linear" (the original code's) or "bicubic" (timm's
+            and HF's). None takes the model's `config.resample_method`, the
+            way its weights' source resizes (a converted model records it;
+            "linear" for a model built here). Defaults to None.
+        antialias: None or bool, torch's antialiased bicubic (timm's choice).
+            None takes `config.resample_antialias` when `method` is None or
+            the recorded one, else False. Defaults to None.
 
     Returns:
         A new `VisionTransformer` taking (B, height, width, C) images.
@@ -184,8 +303,13 @@ def resize_position_embeddings(model, image_size, method="linear"):
 
     >>> model = keras_vit.resize_position_embeddings(model, image_size=384)
     """
-    check_choice("method", method, RESAMPLE_METHODS)
     old = _config_of(model)
+    if method is None:
+        method = old.resample_method
+    if antialias is None:
+        antialias = old.resample_antialias and method == old.resample_method
+    check_choice("method", method, RESAMPLE_METHODS)
+    interpolation_matrix(1, 1, method, antialias)  # checks the pair
     config = old.replace(image_size=image_size)
     if config.position_embedding == "relative" and config.grid_size != old.grid_size:
         raise ValueError(
@@ -195,7 +319,8 @@ def resize_position_embeddings(model, image_size, method="linear"):
         )
     new = _rebuild(model, config)
     transfer_weights(
-        model, new, posemb_grids=(old.grid_size, config.grid_size), method=method
+        model, new, posemb_grids=(old.grid_size, config.grid_size), method=method,
+        antialias=antialias,
     )
     return new
 
@@ -211,21 +336,19 @@ def _config_of(model):
 
 
 def _rebuild(model, config):
-    import keras
-
-    from keras_vit.models.vit import VisionTransformer
-
     policy = model.get_config().get("dtype")  # the policy it was built with
     if isinstance(policy, dict):
         policy = keras.dtype_policies.deserialize(policy)
     return VisionTransformer(config, dtype=policy, name=model.name)
 
 
-def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"):
+def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear",
+                     antialias=False):
     """Copies every weight of `source` into `target`, matched by variable path.
 
     Layers named in `skip` are left as `target` built them. Position
-    embeddings are resampled from `posemb_grids[0]` to `posemb_grids[1]`.
+    embeddings are resampled from `posemb_grids[0]` to `posemb_grids[1]`
+    with `method` and `antialias` (see `interpolation_matrix`).
     Any other difference in names or shapes is an error.
     """
     src = {v.path: v for v in source.weights if v.path.split("/")[0] not in skip}
@@ -236,7 +359,7 @@ def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"
             f"only in the source {sorted(set(src) - set(dst))}, only in the "
             f"target {sorted(set(dst) - set(src))}."
         )
-    prefix = int(_config_of(target).class_token)
+    prefix = _config_of(target).num_prefix_tokens
     for path, variable in dst.items():
         value = np.asarray(src[path].numpy() if hasattr(src[path], "numpy") else src[path])
         leaf = path.split("/")[-1]
@@ -244,12 +367,13 @@ def transfer_weights(source, target, skip=(), posemb_grids=None, method="linear"
             (gh, gw), (nh, nw) = posemb_grids
             if leaf == "embeddings":
                 value = resample_position_embeddings(
-                    value, (nh, nw), prefix, method, old_grid=(gh, gw)
+                    value, (nh, nw), prefix, method, old_grid=(gh, gw), antialias=antialias
                 )
             elif leaf in ("row_embeddings", "column_embeddings"):
                 old_n, new_n = (gh, nh) if leaf == "row_embeddings" else (gw, nw)
                 value = resample_position_embeddings(
-                    value[None], (new_n, 1), 0, method, old_grid=(old_n, 1)
+                    value[None], (new_n, 1), 0, method, old_grid=(old_n, 1),
+                    antialias=antialias,
                 )[0]
         if tuple(value.shape) != tuple(variable.shape):
             raise ValueError(

@@ -180,7 +180,10 @@ def test_image_size_override_resamples_like_the_source():
     timm_big = keras_vit.convert_checkpoint(TIMM, num_heads=2, image_size=48)
     pe = {v.path: v.numpy() for v in keras_vit.convert_checkpoint(TIMM, num_heads=2).weights}[key]
     np.testing.assert_allclose({v.path: v.numpy() for v in timm_big.weights}[key],
-                               keras_vit.resample_position_embeddings(pe, 6, 1, "bicubic"), atol=1e-6)
+                               keras_vit.resample_position_embeddings(pe, 6, 1, "bicubic",
+                                                                      antialias=True), atol=1e-6)
+    assert (timm_big.config.resample_method, timm_big.config.resample_antialias) == ("bicubic", True)
+    assert (bigger.config.resample_method, bigger.config.resample_antialias) == ("linear", False)
 
 
 def test_overrides_that_contradict_the_checkpoint():
@@ -430,10 +433,12 @@ def test_source_without_head(tmp_path):
     items = {k: v for k, v in npz_items(NPZ).items() if not k.startswith("head/")}
     np.savez(tmp_path / "nohead.npz", **items)
     path = str(tmp_path / "nohead.npz")
-    with pytest.raises(CheckpointError, match="pre-logits layer but no head; pass num_classes"):
-        keras_vit.convert_checkpoint(path)
-    features = keras_vit.convert_checkpoint(path, include_top=False)
-    assert features.config.include_top is False
+    features = keras_vit.convert_checkpoint(path)  # the pre-logits (pooler) features
+    assert features.config.include_top is False and features.config.representation_size == 16
+    full = keras_vit.convert_checkpoint(NPZ)
+    head = {v.path: v.numpy() for v in full.weights}
+    np.testing.assert_allclose(np.asarray(features(PIXELS)) @ head["head/kernel"] + head["head/bias"],
+                               REFERENCE["original"], atol=1e-4 * np.abs(REFERENCE["original"]).max())
     zero = keras_vit.convert_checkpoint(path, num_classes=4)
     assert zero.config.representation_size == 16 and not np.asarray(zero(PIXELS)).any()
     config = keras_vit.ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_layers=2,

@@ -283,7 +283,7 @@ def test_mixed_precision_keeps_layernorm_softmax_and_logits_float32(policy, atol
         (dict(image_size=30), r"height 30 is not divisible by the patch size 7.*28 and 35"),
         (dict(image_size=(28, 30)), r"width 30 is not divisible"),
         (dict(hidden_size=33, num_heads=2), r"`hidden_size`.*multiple of `num_heads`=2.*hidden_size=33"),
-        (dict(pooling="max"), r"`pooling`.*'token', 'gap', None.*pooling='max'"),
+        (dict(pooling="max"), r"`pooling`.*'token', 'gap', 'map', None.*pooling='max'"),
         (dict(position_embedding="rope"), r"`position_embedding`.*'learned'.*'relative'.*'none'"),
         (dict(position_embedding_placement="head"), r"`position_embedding_placement`.*'every_layer'"),
         (dict(num_heads=0), r"`num_heads`, expected a positive integer. Received: num_heads=0"),

@@ -1,25 +1,57 @@
-"""`convert_checkpoint` and `load_pretrained`: a checkpoint in, a Keras model out.
+"""The one loading pipeline: resolve -> read and convert -> surgery.
 
-One converter per source (npz.py, timm.py, hf.py), each on the
-`WeightPorter` primitive. The architecture is read from the checkpoint where
-it can be (tensor shapes, config.json) and from `variant` or overrides where it
-cannot (the heads of a timm state dict); normalisation, GELU and LayerNorm
-epsilon follow the source.
+`load` is the only way weights enter a model: `convert_checkpoint`, the named
+factories' `weights=` (`keras_vit.checkpoints.factories`) and the fine-tuning
+loader all call it. It
+
+1. resolves a registered name (downloaded through `keras.utils.get_file`), a
+   local file or a folder;
+2. reads the checkpoint once, and infers the architecture from its tensors and
+   config files (one module per format, npz.py / timm.py / hf.py, each on the
+   `WeightPorter` primitive of port.py);
+3. builds the model asked for once, at its own image size and head, and ports
+   every tensor: the position embeddings resampled on the way in as the
+   checkpoint's source does (`surgery.resample_position_embeddings`), a
+   head that is not wanted dropped, a new one zero-initialised.
+
+Strict: every source tensor is used or deliberately dropped, every model
+weight set (a new head excepted); what cannot be honoured is refused by name.
 """
 
+import collections
 import os
 
+import keras
 import numpy as np
 
 from keras_vit.checkpoints import hf, npz, registry, safetensors_io, timm
-from keras_vit.checkpoints.port import CheckpointError, WeightPorter
+from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
+from keras_vit.models.config import ViTConfig, field_names
+from keras_vit.models.variants import variant_config
+from keras_vit.models.vit import VisionTransformer
+from keras_vit.surgery import (
+    replace_head,
+    resample_position_embeddings,
+    resize_position_embeddings,
+    transfer_weights,
+)
+from keras_vit.utils import to_hw
 
 FORMATS = ("npz", "timm", "hf")
+MODULES = {"npz": npz, "timm": timm, "hf": hf}
 # Fields that describe the network and must come from the checkpoint.
 _ARCHITECTURE = ("patch_size", "num_channels", "hidden_size", "num_layers", "num_heads",
-                 "mlp_dim", "class_token", "representation_size", "hybrid_layers")
-# How each source resamples position embeddings when the resolution changes.
-_RESAMPLE = {"npz": "linear", "timm": "bicubic", "hf": "bicubic"}
+                 "mlp_dim", "class_token", "representation_size", "hybrid_layers",
+                 "distillation_token", "distilled_head", "num_register_tokens", "fc_norm",
+                 "layer_scale_init_value", "gelu_approximate", "layer_norm_epsilon")
+# How each source resamples position embeddings for a new resolution (method,
+# antialias): the original code's scipy zoom; timm's resample_abs_pos_embed
+# with antialias=True wherever timm changes a model's size; HF's
+# interpolate_pos_encoding (plain bicubic). Converted models record it.
+RESAMPLE = {"npz": ("linear", False), "timm": ("bicubic", True), "hf": ("bicubic", False)}
+_HEAD_LAYERS = ("head", "head_dist", "pre_logits")
+
+Source = collections.namedtuple("Source", "path format tensors fields n_patches layout")
 
 
 def detect_format(path):
@@ -30,13 +62,14 @@ def detect_format(path):
             raise CheckpointError(
                 f"{path} is a folder without config.json; expected an HF or timm hub folder."
             )
-        meta = hf.read_json(config, "config")
+        meta = read_json(config, "config")
         if "architecture" in meta:
             return "timm"
-        if meta.get("model_type") == "vit":
+        if meta.get("model_type") in hf.MODEL_TYPES:
             return "hf"
         raise CheckpointError(
-            f"{config} names neither a timm `architecture` nor HF model_type 'vit'."
+            f"{config} names neither a timm `architecture` nor an HF model_type in "
+            f"{list(hf.MODEL_TYPES)} (it says model_type={meta.get('model_type')!r})."
         )
     if os.path.basename(path) == "config.json":
         return detect_format(os.path.dirname(path) or ".")
@@ -61,83 +94,239 @@ def detect_format(path):
     )
 
 
-def _read(path, fmt, variant, overrides):
-    """(tensors, inferred fields, patch count, layout) of a local checkpoint."""
-    if fmt == "npz":
-        tensors = npz.read(path) if not os.path.isdir(path) else _no_file(path, "npz")
-        tensors, fields, n, layout = npz.infer_config(tensors, path)
-        return tensors, fields, n, layout, npz
-    if fmt == "timm":
+def read(path, format, variant=None, image_size=None):
+    """Reads a local checkpoint once: a `Source` (tensors, inferred fields, layout)."""
+    if format == "npz":
+        if os.path.isdir(path):
+            raise CheckpointError(f"{path} is a folder; the npz format is one file.")
+        tensors, fields, n, layout = npz.infer_config(npz.read(path), path)
+    elif format == "timm":
         meta = {}
-        folder = path if os.path.isdir(path) else None
-        if folder:
-            cfg = hf.read_json(os.path.join(folder, "config.json"), "timm config")
-            pre = cfg.get("pretrained_cfg", {})
-            meta = {k: pre[k] for k in ("mean", "std") if k in pre}
-            meta["variant"] = timm.variant_from_architecture(cfg.get("architecture"))
-            if "num_classes" in cfg:
-                meta["num_classes"] = cfg["num_classes"]
-            path = os.path.join(folder, "model.safetensors")
+        if os.path.isdir(path):
+            meta = timm.hub_meta(read_json(os.path.join(path, "config.json"), "timm config"),
+                                 os.path.join(path, "config.json"))
+            path = os.path.join(path, "model.safetensors")
+            if not os.path.exists(path):
+                raise CheckpointError(f"{path} is missing (only safetensors are read).")
+        if image_size is not None and "image_size" not in meta:
+            meta["image_size"] = image_size
         tensors = safetensors_io.read(path)
-        meta["image_size"] = overrides.get("image_size")
         fields, n, layout = timm.infer_config(tensors, path, meta)
-        if "num_heads" not in overrides and not variant and not meta.get("variant"):
-            raise CheckpointError(
-                f"{path}: a timm state dict does not record the number of heads; pass "
-                "variant= (e.g. 'B/16') or num_heads= (CLI: --variant or --set num_heads=N)."
-            )
-        layout["variant"] = meta.get("variant")
-        return tensors, fields, n, layout, timm
-    if fmt == "hf":
+    elif format == "hf":
         folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-        weights = path if not os.path.isdir(path) else os.path.join(folder, "model.safetensors")
-        if not os.path.exists(weights):
+        path = path if not os.path.isdir(path) else os.path.join(folder, "model.safetensors")
+        if not os.path.exists(path):
             raise CheckpointError(f"{folder} has no model.safetensors (only safetensors are read).")
         meta = hf.read_meta(folder)
-        tensors = hf.normalise_keys(safetensors_io.read(weights))
-        fields, n, layout = hf.infer_config(tensors, weights, meta)
-        return tensors, fields, n, layout, hf
-    raise ValueError(
-        f"Received an invalid value for argument `format`, expected one of "
-        f"{', '.join(FORMATS)}. Received: format={fmt!r}"
-    )
+        tensors = hf.normalise_keys(safetensors_io.read(path))
+        fields, n, layout = hf.infer_config(tensors, path, meta)
+    else:
+        raise ValueError(
+            f"Received an invalid value for argument `format`, expected one of "
+            f"{', '.join(FORMATS)}. Received: format={format!r}"
+        )
+    method, antialias = RESAMPLE[format]
+    fields.setdefault("resample_method", method)
+    fields.setdefault("resample_antialias", antialias)
+    return Source(path, format, tensors, fields, n, layout)
 
 
-def _no_file(path, fmt):
-    raise CheckpointError(f"{path} is a folder; the {fmt} format is one file.")
+def _native_image_size(fields, n_patches, wanted, source):
+    """The image size the checkpoint's position embedding was made for."""
+    layers = fields.get("hybrid_layers")
+    step = fields["patch_size"] * (4 * 2 ** (len(layers) - 1) if layers else 1)
+    if n_patches is None:  # no position embedding: any size
+        return wanted or fields.get("image_size", 224)
+    for size in (fields.get("image_size"), wanted):  # a recorded size, then the one asked for
+        if size is not None:
+            h, w = to_hw("image_size", size)
+            if (h // step) * (w // step) == n_patches:
+                return size
+    side = int(round(np.sqrt(n_patches)))
+    if side * side != n_patches:
+        raise CheckpointError(
+            f"{source}: the position embedding has {n_patches} patch tokens, not a "
+            "square grid, and no config gives its size; pass image_size=(height, width) "
+            "(CLI: --set image_size=H,W)."
+        )
+    return side * step
+
+
+def load(source, format=None, variant=None, dtype=None, name=None, new_head=False,
+         **overrides):
+    """A model with a checkpoint's weights: resolve -> read and convert -> surgery.
+
+    The network (width, depth, heads, tokens, GELU, epsilon, normalisation)
+    follows the checkpoint; `overrides` set the rest (image size, classes,
+    dropout rates, ...). A different `image_size` resamples the position
+    embeddings as the checkpoint's source does (recorded in the model's
+    `resample_method` / `resample_antialias`, which later resizes follow).
+
+    Args:
+        source: a registered name ("B/16:augreg_in21k", or "augreg_in21k"
+            with `variant`), a local file or a folder.
+        format: "npz", "timm", "hf" or None (inferred). Defaults to None.
+        variant: a variant name such as "B/16": what a file does not record
+            (a timm state dict's heads) and a check of what it does.
+            Defaults to None.
+        dtype: dtype policy. Defaults to the global one.
+        name: model name. Defaults to "vit".
+        new_head: bool. True (fine-tuning, the factories): a `num_classes`
+            other than the checkpoint's gives a new zero head, and the
+            pre-logits layer goes as in the original fine-tuning. False
+            (conversion): such a request is an error. Defaults to False.
+        **overrides: `ViTConfig` fields.
+
+    Returns:
+        A `keras_vit.VisionTransformer`.
+    """
+    unknown = sorted(set(overrides) - set(field_names()))
+    if unknown:
+        raise ValueError(
+            f"Unknown ViTConfig field(s) {unknown}. Expected any of: {', '.join(field_names())}"
+        )
+    path, entry = resolve(source, variant)
+    if entry is None and path.endswith(".keras"):
+        return _from_keras_file(path, dtype, name, new_head, overrides)
+    if entry is not None:
+        format = format or entry.format
+        variant = variant or entry.variant
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No checkpoint file or folder at {path}.")
+    if format is not None and format not in FORMATS:
+        raise ValueError(
+            f"Received an invalid value for argument `format`, expected one of "
+            f"{', '.join(FORMATS)}. Received: format={format!r}"
+        )
+    src = read(path, format or detect_format(path), variant, overrides.get("image_size"))
+    path, fields = src.path, dict(src.fields)
+    variant = variant or src.layout.get("variant")  # a timm hub folder's architecture
+    if variant:
+        for key, value in _variant_fields(variant).items():
+            if key == "num_heads" and "num_heads" not in fields:
+                fields["num_heads"] = value
+            elif fields.get(key, value) != value:
+                raise CheckpointError(
+                    f"{path} does not hold a {variant}: its {key} is {fields[key]}, a "
+                    f"{variant} has {value}."
+                )
+    for key, value in overrides.items():
+        if key in _ARCHITECTURE and key in fields and fields[key] != value:
+            raise CheckpointError(
+                f"{path}: override {key}={value!r} contradicts the checkpoint, whose "
+                f"{key} is {fields[key]!r}."
+            )
+        if key in _ARCHITECTURE and key not in fields:
+            fields[key] = value  # what the file does not record (a state dict's heads)
+    if "num_heads" not in fields:
+        raise CheckpointError(
+            f"{path}: a timm state dict does not record the number of heads; pass "
+            "variant= (e.g. 'B/16') or num_heads= (CLI: --variant or --set num_heads=N)."
+        )
+
+    # The head: the checkpoint's, a new zero one, or none (features).
+    layout = dict(src.layout)
+    if entry is not None and entry.tag == "orig_in21k" and "num_classes" in fields:
+        # vision_transformer issues #10 and #32: these files' 21843-way head is all
+        # zeros (timm: "classifier not valid", num_classes=0). Never serve it.
+        fields.pop("num_classes")
+        layout["invalid_head"] = True
+        if overrides.get("include_top", True) and overrides.get("num_classes") is None:
+            raise CheckpointError(
+                f"{entry.name} carries no valid classifier (its 21843-way head is all "
+                "zeros, vision_transformer issues #10 and #32): pass num_classes=K for a "
+                "new zero head, or include_top=False for features."
+            )
+    has_head = "num_classes" in fields
+    wanted = overrides.get("num_classes")
+    include_top = overrides.get("include_top", has_head or wanted is not None)
+    keep_head = include_top and has_head and wanted in (None, fields.get("num_classes"))
+    if include_top and has_head and not keep_head and not new_head:
+        raise CheckpointError(
+            f"{path}: override num_classes={wanted} contradicts the checkpoint's head of "
+            f"{fields['num_classes']} classes; convert, then use "
+            "keras_vit.replace_head for a new head."
+        )
+    fresh = include_top and not keep_head
+    if fresh and wanted is None:
+        raise CheckpointError(
+            f"{path} has no classification head; pass num_classes= for a new zero "
+            "head, or include_top=False for features."
+        )
+    new_layers = ()
+    if fresh:
+        new_layers = ("head", "head_dist")
+        if new_head and "representation_size" in fields:  # the original fine-tuning
+            fields.pop("representation_size")
+            new_layers += ("pre_logits",)
+        fields["num_classes"] = wanted
+    fields["include_top"] = bool(include_top)
+
+    native_size = _native_image_size(fields, src.n_patches, overrides.get("image_size"), path)
+    native = ViTConfig.from_dict({**fields, "image_size": native_size})
+    config = native.replace(**{k: v for k, v in overrides.items() if k not in _ARCHITECTURE})
+    model = VisionTransformer(config, dtype=dtype, name=name or "vit")
+    porter = WeightPorter(model, src.tensors, source=path, new_layers=new_layers,
+                          posemb=_posemb_resampler(native, config))
+    MODULES[src.format].port(porter, config, layout)
+    porter.finish(allowed_unset=new_layers)
+    return model
+
+
+def _from_keras_file(path, dtype, name, new_head, overrides):
+    """A saved keras_vit model, through the same surgery (head, size, policy)."""
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:
+        raise ValueError(
+            f"Received an invalid value for argument `weights`: {path} is not a "
+            f"Keras model file ({type(error).__name__})."
+        ) from None
+    if getattr(model, "config", None) is None:
+        raise ValueError(
+            "Received an invalid value for argument `weights`: expected a keras_vit "
+            f"VisionTransformer. Received: a {type(model).__name__} from {path}"
+        )
+    overrides = dict(overrides)
+    wanted = overrides.pop("num_classes", None)
+    image_size = overrides.pop("image_size", None)
+    config = model.config
+    if wanted is not None and (not config.include_top or config.num_classes != wanted):
+        if not new_head:
+            raise CheckpointError(
+                f"{path}: num_classes={wanted} differs from the model's head; use "
+                "keras_vit.replace_head for a new head."
+            )
+        model = replace_head(model, wanted)
+    if image_size is not None and to_hw("image_size", image_size) != model.config.image_hw:
+        model = resize_position_embeddings(model, image_size)
+    policy = keras.dtype_policies.get(dtype) if dtype else None
+    if overrides or (policy and policy.name != model.dtype_policy.name):
+        recast = VisionTransformer(model.config.replace(**overrides),
+                                   dtype=policy or model.dtype_policy, name=name or model.name)
+        transfer_weights(model, recast)  # variables stay float32 under mixed policies
+        model = recast
+    return model
 
 
 def _variant_fields(variant):
-    from keras_vit.models.variants import variant_config
-
     c = variant_config(variant)
     return {k: getattr(c, k) for k in ("patch_size", "hidden_size", "num_layers",
                                        "num_heads", "mlp_dim")}
 
 
-def _grid_config(fields, n_patches, overrides, source):
-    """The config at the checkpoint's own grid, and the image size asked for."""
-    from keras_vit.models.config import ViTConfig
+def _posemb_resampler(native, config):
+    """The transform of a position-embedding table from the native grid to `config`'s."""
+    if native.grid_size == config.grid_size:
+        return None
 
-    wanted = overrides.get("image_size")
-    layers = fields.get("hybrid_layers")
-    # Pixels per grid cell: the patch, times the hybrid ResNet stem's stride.
-    patch = fields["patch_size"] * (4 * 2 ** (len(layers) - 1) if layers else 1)
-    if n_patches is None:  # no position embedding: any size
-        return ViTConfig.from_dict({**fields, "image_size": wanted or fields.get("image_size", 224)}), None
-    if wanted is not None:
-        hw = (wanted, wanted) if isinstance(wanted, int) else tuple(wanted)
-        if (hw[0] // patch) * (hw[1] // patch) == n_patches:
-            return ViTConfig.from_dict({**fields, "image_size": hw if hw[0] != hw[1] else hw[0]}), None
-    side = int(round(np.sqrt(n_patches)))
-    if side * side != n_patches:
-        raise CheckpointError(
-            f"{source}: the position embedding has {n_patches} patch tokens, not a "
-            "square grid; pass image_size=(height, width) (CLI: --set image_size=H,W)."
+    def resample(table):
+        return resample_position_embeddings(
+            table, config.grid_size, config.num_prefix_tokens, config.resample_method,
+            old_grid=native.grid_size, antialias=config.resample_antialias,
         )
-    native = side * patch
-    fields = {**fields, "image_size": native}
-    return ViTConfig.from_dict(fields), wanted
+
+    return resample
 
 
 def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
@@ -149,7 +338,7 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
 
     Args:
         source: a local path (an original `.npz`, a timm `.safetensors` state
-            dict or hub folder, an HF folder with config.json and
+            dict or hub folder, an HF ViT or DeiT folder with config.json and
             model.safetensors) or a registered name such as
             "B/16:augreg_in21k" (downloaded through `keras.utils.get_file`).
         format: "npz", "timm" or "hf"; None infers it from the file.
@@ -160,9 +349,10 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
         name: model name. Defaults to "vit".
         **config_overrides: `ViTConfig` fields. Architecture fields must agree
             with the checkpoint; `image_size` other than the checkpoint's
-            resamples the position embeddings (linear for the original files,
-            bicubic for timm and HF, as each source does); training fields
-            (dropout_rate, ...) are free. `include_top=False` drops the head.
+            resamples the position embeddings as the source does (linear for
+            the original files, antialiased bicubic for timm, plain bicubic
+            for HF); training fields (dropout_rate, ...) are free.
+            `include_top=False` drops the head.
 
     Returns:
         A `keras_vit.VisionTransformer` taking [0, 255] pixels, normalised as
@@ -172,81 +362,23 @@ def convert_checkpoint(source, format=None, variant=None, dtype=None, name=None,
 
     >>> model = keras_vit.convert_checkpoint("ViT-B_16.npz")
     """
-    return _convert(source, format, variant, dtype, name, None, config_overrides)[0]
+    return load(source, format=format, variant=variant, dtype=dtype, name=name,
+                **config_overrides)
 
 
-def _convert(source, format, variant, dtype, name, zero_head_classes, config_overrides):
-    """(model, whether the source had a head); `zero_head_classes` fills a missing head."""
-    from keras_vit.models.config import field_names
+def load_pretrained(weights, config, variant=None, dtype=None, name=None):
+    """A model with `config`'s task fields and a checkpoint's weights.
 
-    unknown = sorted(set(config_overrides) - set(field_names()))
-    if unknown:
-        raise ValueError(
-            f"Unknown ViTConfig field(s) {unknown}. Expected any of: {', '.join(field_names())}"
-        )
-    path, entry = resolve(source, variant)
-    if entry is not None:
-        format = format or entry.format
-        variant = variant or entry.variant
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No checkpoint file or folder at {path}.")
-    if format is not None and format not in FORMATS:
-        raise ValueError(
-            f"Received an invalid value for argument `format`, expected one of "
-            f"{', '.join(FORMATS)}. Received: format={format!r}"
-        )
-    format = format or detect_format(path)
-    overrides = dict(config_overrides)
-    tensors, fields, n_patches, layout, module = _read(path, format, variant, overrides)
-    variant = variant or layout.get("variant")  # a timm hub folder's architecture
-    if variant:
-        for key, value in _variant_fields(variant).items():
-            if key == "num_heads" and "num_heads" not in fields:
-                fields["num_heads"] = value
-            elif fields.get(key, value) != value:
-                raise CheckpointError(
-                    f"{path} does not hold a {variant}: its {key} is {fields[key]}, a "
-                    f"{variant} has {value}."
-                )
-    has_head = "num_classes" in fields
-    for key, value in overrides.items():
-        if key in _ARCHITECTURE and key in fields and fields[key] != value:
-            raise CheckpointError(
-                f"{path}: override {key}={value!r} contradicts the checkpoint, whose "
-                f"{key} is {fields[key]!r}."
-            )
-        if key == "num_classes" and has_head and value != fields["num_classes"]:
-            raise CheckpointError(
-                f"{path}: override num_classes={value} contradicts the checkpoint's head of "
-                f"{fields['num_classes']} classes; convert, then use "
-                "keras_vit.replace_head for a new head."
-            )
-    if not has_head and zero_head_classes:
-        fields["num_classes"] = zero_head_classes
-    new_head = not has_head and bool(
-        zero_head_classes or overrides.get("include_top") or "num_classes" in overrides)
-    fields.setdefault("include_top", has_head or new_head)
-    if not fields["include_top"] and "representation_size" in fields and "include_top" not in overrides:
-        raise CheckpointError(
-            f"{path} has a pre-logits layer but no head; pass num_classes= for a "
-            "new zero head after it."
-        )
-    fields.update({k: v for k, v in overrides.items() if k != "image_size"})
-    if "num_heads" not in fields:
-        raise CheckpointError(f"{path}: the number of heads is unknown; pass num_heads=.")
-    config, resize_to = _grid_config(fields, n_patches, overrides, path)
-
-    from keras_vit.models.vit import VisionTransformer
-
-    model = VisionTransformer(config, dtype=dtype, name=name or "vit")
-    porter = WeightPorter(model, tensors, source=path)
-    module.port(porter, config, layout)
-    porter.finish(allowed_unset=("head",) if new_head else ())
-    if resize_to is not None and config.replace(image_size=resize_to).grid_size != config.grid_size:
-        from keras_vit.surgery import resize_position_embeddings
-
-        model = resize_position_embeddings(model, resize_to, method=_RESAMPLE[format])
-    return model, has_head
+    `load(weights, new_head=True, ...)` with the image size, classes, dropout
+    rates and pooling of `config`; its architecture must match the checkpoint.
+    """
+    fields = ("image_size", "num_classes", "dropout_rate", "attention_dropout_rate",
+              "drop_path_rate", "include_top", "include_preprocessing")
+    overrides = {k: getattr(config, k) for k in fields}
+    for key in ("hidden_size", "num_layers", "num_heads", "mlp_dim", "patch_size",
+                "num_channels"):
+        overrides[key] = getattr(config, key)
+    return load(weights, variant=variant, dtype=dtype, name=name, new_head=True, **overrides)
 
 
 def resolve(source, variant=None):
@@ -273,8 +405,6 @@ def resolve(source, variant=None):
 
 def download(entry):
     """The local path of a registered checkpoint, through `keras.utils.get_file`."""
-    import keras
-
     try:
         return keras.utils.get_file(
             fname=entry.filename, origin=entry.url, file_hash=entry.sha256,
@@ -287,56 +417,3 @@ def download(entry):
             f"elsewhere and pass the local file instead of the name, e.g. "
             f"weights='/path/to/{entry.url.rsplit('/', 1)[-1]}'."
         ) from None
-
-
-# Fields a user chooses when fine-tuning (everything else follows the checkpoint).
-_USER_FIELDS = ("image_size", "num_classes", "dropout_rate", "attention_dropout_rate",
-                "drop_path_rate", "include_top", "include_preprocessing", "pooling")
-
-
-def load_pretrained(weights, config, variant=None, dtype=None, name=None, method=None):
-    """A model with `config`'s task fields and a checkpoint's weights (the factories' loader).
-
-    The network (width, depth, heads, GELU, epsilon, normalisation) follows the
-    checkpoint; image size, classes and dropout rates follow `config`. If the
-    classes differ from the checkpoint's head, the head (and any pre-logits
-    layer, as the original fine-tuning does) gives way to a zero head; if the
-    image size differs, the position embeddings are resampled ("linear" for
-    the original files, "bicubic" for timm and HF, unless `method` says).
-
-    Args:
-        weights: a registered name ("augreg_in21k", "B/16:augreg_in21k") or a
-            local path.
-        config: the `ViTConfig` asked for.
-        variant: the factory's variant, e.g. "B/16". Defaults to None.
-        dtype: dtype policy. Defaults to None.
-        name: model name. Defaults to None.
-        method: None, "linear" or "bicubic". Defaults to None.
-
-    Returns:
-        A `keras_vit.VisionTransformer`.
-    """
-    from keras_vit.models.vit import VisionTransformer
-    from keras_vit.surgery import transfer_weights
-
-    path, entry = resolve(weights, variant)
-    fmt = entry.format if entry else detect_format(path)
-    source, had_head = _convert(path, fmt, variant, dtype, None, config.num_classes, {})
-    src = source.config
-    for key in ("hidden_size", "num_layers", "num_heads", "mlp_dim", "patch_size", "num_channels"):
-        if getattr(src, key) != getattr(config, key):
-            raise CheckpointError(
-                f"{weights} holds a model with {key}={getattr(src, key)}, but the "
-                f"model asked for has {key}={getattr(config, key)}."
-            )
-    keep_head = (had_head and src.include_top and config.include_top
-                 and config.num_classes == src.num_classes)
-    target = src.replace(
-        **{k: getattr(config, k) for k in _USER_FIELDS},
-        representation_size=src.representation_size if keep_head else config.representation_size,
-    )
-    model = VisionTransformer(target, dtype=dtype, name=name or "vit")
-    skip = () if keep_head else ("head", "pre_logits")
-    transfer_weights(source, model, skip=skip, posemb_grids=(src.grid_size, target.grid_size),
-                     method=method or _RESAMPLE[fmt])
-    return model

@@ -1,4 +1,4 @@
-"""HuggingFace transformers ViT folders: config.json + model.safetensors.
+"""HuggingFace transformers ViT and DeiT folders: config.json + model.safetensors.
 
 Keys (with `vit.` before them in ViTForImageClassification):
 `embeddings.cls_token`, `embeddings.position_embeddings` (1, 1+N, D),
@@ -11,19 +11,27 @@ class token: our pre-logits), `classifier`. transformers 5 names these
 `layers.{i}.attention.q_proj|k_proj|v_proj|o_proj` and `mlp.fc1|fc2` in
 memory; both spellings are read.
 
-config.json gives the architecture, `hidden_act` (exact "gelu" or a tanh
-approximation) and `layer_norm_eps` (1e-12 by default);
-preprocessor_config.json the normalisation (HF's ViT default: mean = std = 0.5).
+DeiT (model_type "deit") has `deit.` before the same names, a
+`embeddings.distillation_token`, and either `classifier` on the class token
+(DeiTForImageClassification) or `cls_classifier` + `distillation_classifier`
+averaged (DeiTForImageClassificationWithTeacher).
+
+config.json gives the architecture, the image size (int or [height, width]),
+`hidden_act` (exact "gelu" or a tanh approximation), `layer_norm_eps` (1e-12
+by default) and `qkv_bias`; preprocessor_config.json the normalisation (the
+processors' defaults without it: mean = std = 0.5 for ViT, ImageNet's for DeiT).
 """
 
-import json
 import os
 import re
 
 import numpy as np
 
-from keras_vit.checkpoints.npz import port_top
-from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel
+from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top, read_json
+
+MODEL_TYPES = ("vit", "deit")
+_DEFAULT_NORMALIZATION = {"vit": ((0.5,), (0.5,)),
+                          "deit": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 
 _EXACT = ("gelu",)
 _APPROXIMATE = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_approximate")
@@ -53,21 +61,14 @@ def normalise_keys(tensors):
     return out
 
 
-def read_json(path, what):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({what}): {error}") from None
-
-
 def read_meta(folder):
     """(config.json dict, normalisation (mean, std)) of an HF folder."""
     config_path = os.path.join(folder, "config.json")
     if not os.path.exists(config_path):
         raise CheckpointError(f"{folder} has no config.json (an HF ViT folder needs one).")
     config = read_json(config_path, "HF config")
-    mean, std = (0.5,), (0.5,)  # ViTImageProcessor's defaults
+    # The image processors' defaults where no preprocessor_config.json says.
+    mean, std = _DEFAULT_NORMALIZATION.get(config.get("model_type"), ((0.5,), (0.5,)))
     pre = os.path.join(folder, "preprocessor_config.json")
     if os.path.exists(pre):
         p = read_json(pre, "HF preprocessor config")
@@ -85,14 +86,22 @@ def read_meta(folder):
 
 def infer_config(tensors, source, meta):
     config, (mean, std) = meta
-    if config.get("model_type", "vit") != "vit":
+    model_type = config.get("model_type", "vit")
+    if model_type not in MODEL_TYPES:
         raise CheckpointError(
-            f"{source}: model_type {config.get('model_type')!r} is not 'vit'."
+            f"{source}: model_type {model_type!r} is not one of {list(MODEL_TYPES)}."
+        )
+    for key in ("encoder_stride",):
+        config.pop(key, None)  # masked-image-modelling decoder only
+    if config.get("pooler_act", "tanh") != "tanh":
+        raise CheckpointError(
+            f"{source}: pooler_act {config['pooler_act']!r} is not supported (tanh only)."
         )
     act = config.get("hidden_act", "gelu")
     if act not in _EXACT + _APPROXIMATE:
         raise CheckpointError(f"{source}: hidden_act {act!r} is not a GELU this model has.")
-    prefix = "vit." if "vit.embeddings.patch_embeddings.projection.weight" in tensors else ""
+    prefix = next((p for p in ("vit.", "deit.")
+                   if f"{p}embeddings.patch_embeddings.projection.weight" in tensors), "")
     if f"{prefix}embeddings.patch_embeddings.projection.weight" not in tensors:
         raise CheckpointError(
             f"{source} is not an HF ViT: no `embeddings.patch_embeddings.projection.weight`. "
@@ -103,7 +112,10 @@ def infer_config(tensors, source, meta):
     while f"{prefix}encoder.layer.{layers}.layernorm_before.weight" in tensors:
         layers += 1
     class_token = f"{prefix}embeddings.cls_token" in tensors
+    dist = f"{prefix}embeddings.distillation_token" in tensors
+    teacher = "cls_classifier.weight" in tensors
     fields = dict(
+        distillation_token=dist, distilled_head=teacher,
         patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
         num_layers=layers, num_heads=int(config.get("num_attention_heads", 12)),
         mlp_dim=int(tensors[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0]),
@@ -112,15 +124,17 @@ def infer_config(tensors, source, meta):
         gelu_approximate=act in _APPROXIMATE,
         normalization_mean=mean, normalization_std=std,
     )
-    if "classifier.weight" in tensors:
-        fields["num_classes"] = int(tensors["classifier.weight"].shape[0])
+    head = "cls_classifier" if teacher else "classifier"
+    if f"{head}.weight" in tensors:
+        fields["num_classes"] = int(tensors[f"{head}.weight"].shape[0])
     if f"{prefix}pooler.dense.weight" in tensors:
         fields["representation_size"] = int(tensors[f"{prefix}pooler.dense.weight"].shape[0])
-    n_patches = tensors[f"{prefix}embeddings.position_embeddings"].shape[1] - class_token
+    n_patches = tensors[f"{prefix}embeddings.position_embeddings"].shape[1] - class_token - dist
     size = config.get("image_size")
     if size is not None:
         fields["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
-    return fields, n_patches, dict(prefix=prefix)
+    qkv_bias = f"{prefix}encoder.layer.0.attention.attention.query.bias" in tensors
+    return fields, n_patches, dict(prefix=prefix, qkv_bias=qkv_bias, head=head)
 
 
 def port(porter, config, layout):
@@ -131,6 +145,8 @@ def port(porter, config, layout):
     porter.port(f"{p}embeddings.patch_embeddings.projection.bias", "patch_embedding/bias")
     if config.class_token:
         porter.port(f"{p}embeddings.cls_token", "patch_encoder/class_token")
+    if config.distillation_token:
+        porter.port(f"{p}embeddings.distillation_token", "patch_encoder/distillation_token")
     porter.port(f"{p}embeddings.position_embeddings", "patch_encoder/position_embedding/embeddings")
     for i in range(config.num_layers):
         src, dst = f"{p}encoder.layer.{i}.", f"transformer_block_{i}/"
@@ -140,8 +156,11 @@ def port(porter, config, layout):
         qkv = tuple(f"{src}attention.attention.{n}" for n in ("query", "key", "value"))
         porter.port(tuple(f"{k}.weight" for k in qkv), f"{dst}attention/qkv/kernel",
                     lambda *w: np.concatenate([x.T for x in w], axis=1))  # (D, 3D)
-        porter.port(tuple(f"{k}.bias" for k in qkv), f"{dst}attention/qkv/bias",
-                    lambda *b: np.concatenate(b))
+        if layout["qkv_bias"]:
+            porter.port(tuple(f"{k}.bias" for k in qkv), f"{dst}attention/qkv/bias",
+                        lambda *b: np.concatenate(b))
+        else:  # qkv_bias=False: a zero bias computes the same
+            porter.set(f"{dst}attention/qkv/bias", np.zeros(3 * config.hidden_size, "float32"))
         porter.port(f"{src}attention.output.dense.weight", f"{dst}attention/output/kernel", t)
         porter.port(f"{src}attention.output.dense.bias", f"{dst}attention/output/bias")
         for s, k in (("intermediate", "dense_1"), ("output", "dense_2")):
@@ -149,5 +168,7 @@ def port(porter, config, layout):
             porter.port(f"{src}{s}.dense.bias", f"{dst}mlp/{k}/bias")
     porter.port(f"{p}layernorm.weight", "encoder_norm/gamma")
     porter.port(f"{p}layernorm.bias", "encoder_norm/beta")
+    head = layout["head"]
     port_top(porter, config, (f"{p}pooler.dense.weight", f"{p}pooler.dense.bias"),
-             ("classifier.weight", "classifier.bias"), transpose=True)
+             (f"{head}.weight", f"{head}.bias"), transpose=True,
+             dist_head=("distillation_classifier.weight", "distillation_classifier.bias"))

@@ -5,7 +5,8 @@ Keys (flax names, '/'-joined): `embedding/kernel` (P, P, C, D), `cls` (1, 1, D),
 `Transformer/encoderblock_{i}/LayerNorm_0|LayerNorm_2`,
 `.../MultiHeadDotProductAttention_1/{query,key,value}/kernel` (D, heads, D/heads),
 `.../out/kernel` (heads, D/heads, D), `.../MlpBlock_3/Dense_0|Dense_1`,
-`Transformer/encoder_norm`, `pre_logits` (i21k files), `head`. Seen prefixes:
+`Transformer/encoder_norm`, `pre_logits` (i21k files), `head`, and big_vision's
+`MAPHead_0/...` attention-pooling head (pool_type="map"). Seen prefixes:
 `opt/target/` (older files keep the optimizer's target), `params/` (big_vision,
 whose linen numbering is LayerNorm_0, MultiHeadDotProductAttention_0,
 LayerNorm_1, MlpBlock_0, whose `pos_embedding` sits at the top and leaves the
@@ -20,7 +21,7 @@ import zipfile
 
 import numpy as np
 
-from keras_vit.checkpoints.port import CheckpointError
+from keras_vit.checkpoints.port import CheckpointError, port_top
 
 PREFIXES = ("opt/target/", "params/img/", "params/", "")
 
@@ -107,7 +108,8 @@ def infer_config(tensors, source):
     fields = dict(
         patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
         num_layers=layers, num_heads=int(heads), mlp_dim=int(mlp),
-        class_token=class_token, pooling="token" if class_token else "gap",
+        class_token=class_token,
+        pooling="map" if "MAPHead_0/probe" in t else "token" if class_token else "gap",
         layer_norm_epsilon=1e-6, gelu_approximate=True,  # flax's nn.gelu
         normalization_mean=(0.5,), normalization_std=(0.5,),
         position_embedding="learned" if posemb_key in t else "none",
@@ -158,19 +160,16 @@ def port(porter, config, layout):
                 porter.port(f"{src}{mlp}/Dense_{j}/{leaf}", f"{dst}mlp/dense_{j + 1}/{leaf}")
     porter.port("Transformer/encoder_norm/scale", "encoder_norm/gamma")
     porter.port("Transformer/encoder_norm/bias", "encoder_norm/beta")
+    if config.pooling == "map":  # big_vision's MAPHead
+        src, mha = "MAPHead_0/", "MAPHead_0/MultiHeadDotProductAttention_0/"
+        porter.port(f"{src}probe", "map_head/probe")
+        for n, k in (("query", "query"), ("key", "key"), ("value", "value"), ("out", "output")):
+            porter.port(f"{mha}{n}/kernel", f"map_head/{k}/kernel", lambda w: w.reshape(d, d))
+            porter.port(f"{mha}{n}/bias", f"map_head/{k}/bias", lambda b: b.reshape(-1))
+        porter.port(f"{src}LayerNorm_0/scale", "map_head/layer_norm/gamma")
+        porter.port(f"{src}LayerNorm_0/bias", "map_head/layer_norm/beta")
+        for j in (0, 1):
+            for leaf in ("kernel", "bias"):
+                porter.port(f"{src}MlpBlock_0/Dense_{j}/{leaf}", f"map_head/mlp/dense_{j + 1}/{leaf}")
     port_top(porter, config, ("pre_logits/kernel", "pre_logits/bias"),
              ("head/kernel", "head/bias"), transpose=False)
-
-
-def port_top(porter, config, pre_logits, head, transpose):
-    """Pre-logits and head, or marks them dropped when the model has no top."""
-    fix = (lambda w: w.T) if transpose else None
-    for keys, layer in ((pre_logits, "pre_logits"), (head, "head")):
-        if not porter.has(keys[0]):
-            continue
-        built = config.include_top and (layer == "head" or config.representation_size)
-        if built:
-            porter.port(keys[0], f"{layer}/kernel", fix)
-            porter.port(keys[1], f"{layer}/bias")
-        else:
-            porter.drop(keys)

@@ -5,9 +5,14 @@ target model. `port(key, path, transform)` looks the weight up by its layer
 name and variable path, applies the transform, checks the shape and assigns.
 `finish()` makes loading strict: a source tensor left unused, or a model
 weight left unset, is an error naming them (nanoGPT's "every key used").
+The helpers every converter shares sit here too.
 """
 
+import json
+
 import numpy as np
+
+POSITION_EMBEDDING = "patch_encoder/position_embedding/embeddings"
 
 
 class CheckpointError(ValueError):
@@ -21,12 +26,20 @@ class WeightPorter:
         model: the target `keras.Model`; layers are looked up by name.
         tensors: dict, source tensor name -> array.
         source: str, what the tensors came from (for messages).
+        new_layers: names of layers the model builds new (a new head): their
+            tensors in the checkpoint are dropped, their weights left unset.
+            Defaults to ().
+        posemb: None, or a function resampling the position-embedding table
+            on its way into `patch_encoder/position_embedding/embeddings`
+            (the model is built at another image size). Defaults to None.
     """
 
-    def __init__(self, model, tensors, source="checkpoint"):
+    def __init__(self, model, tensors, source="checkpoint", new_layers=(), posemb=None):
         self.model = model
         self.tensors = tensors
         self.source = source
+        self.new_layers = tuple(new_layers)
+        self.posemb = posemb
         self.used = set()
         self.assigned = set()
 
@@ -82,6 +95,8 @@ class WeightPorter:
         """Assigns an array to the weight at `path`, checking its shape."""
         variable = self.variable(path)
         value = np.asarray(value)
+        if path == POSITION_EMBEDDING and self.posemb is not None:
+            value = self.posemb(value)
         if tuple(value.shape) != tuple(variable.shape):
             shapes = ", ".join(f"`{k}` {tuple(self.tensors[k].shape)}" for k in keys
                                if k in self.tensors)
@@ -110,6 +125,34 @@ class WeightPorter:
                 f"{self.source}: {len(unset)} model weight(s) not set by the "
                 f"checkpoint: {_listing(unset)}"
             )
+
+
+def read_json(path, what):
+    """A JSON file as a dict, or one line naming the file."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({what}): {error}") from None
+
+
+def port_top(porter, config, pre_logits, head, transpose, dist_head=None):
+    """Pre-logits and head(s), or marks them dropped when the model builds none
+    (no top) or builds them new (`porter.new_layers`)."""
+    fix = (lambda w: w.T) if transpose else None
+    for keys, layer in ((pre_logits, "pre_logits"), (head, "head"), (dist_head, "head_dist")):
+        if keys is None or not porter.has(keys[0]):
+            continue
+        built = {
+            "pre_logits": config.representation_size is not None,
+            "head": config.include_top,
+            "head_dist": config.include_top and config.distilled_head,
+        }[layer]
+        if built and layer not in porter.new_layers:
+            porter.port(keys[0], f"{layer}/kernel", fix)
+            porter.port(keys[1], f"{layer}/bias")
+        else:
+            porter.drop(keys)
 
 
 def _listing(names, limit=8):

@@ -3,14 +3,24 @@
 Plain data (timm's pretrained configs and keras-hub's presets do the same).
 Every file here is an original Google `.npz` on storage.googleapis.com:
 
-- AugReg (Steiner et al., "How to train your ViT?", 2021; the checkpoints
-  vit_jax's README recommends): `augreg_in21k` (ImageNet-21k pre-training,
-  21843 classes), `augreg_in1k` (ImageNet-1k from scratch, fine-tuned at 224),
-  `augreg_in21k_ft_in1k` (21k pre-trained, ImageNet-1k fine-tuned at 224),
-  and `_384` variants fine-tuned at 384.
+- AugReg (Steiner et al., "How to train your ViT?", 2021): `augreg_in21k`
+  (ImageNet-21k pre-training, 21843 classes), `augreg_in1k` (ImageNet-1k from
+  scratch, fine-tuned at 224), `augreg_in21k_ft_in1k` (21k pre-trained,
+  ImageNet-1k fine-tuned at 224), and `_384` variants fine-tuned at 384.
+  Which of AugReg's many runs: Ti/16, S/16 and B/16 are the runs vit_jax's
+  README recommends, which timm's pretrained configs also use. S/32, B/32 and
+  L/16 are timm's picks (its `vit_*_224.augreg_in21k*` cfgs), not the
+  README's: it recommends S_32 `aug_none-wd_0.1`, B_32 `aug_light1-wd_0.1`
+  (timm's B/32 384 pick) and L_16 `aug_strong1-wd_0.1-do_0.0-sd_0.0`, where
+  these are S_32 `aug_light1-wd_0.03`, B_32 `aug_medium1-wd_0.03` and L_16
+  `aug_medium1-wd_0.1-do_0.1-sd_0.1`.
 - The paper's original release (Dosovitskiy et al., 2021): `orig_in21k`
-  (imagenet21k/, with the pre-logits layer, 21843 classes) and
-  `orig_in21k_ft_in1k` (imagenet21k+imagenet2012/, fine-tuned at 384).
+  (imagenet21k/, with the pre-logits layer) and `orig_in21k_ft_in1k`
+  (imagenet21k+imagenet2012/, fine-tuned at 384). The `orig_in21k` files'
+  21843-way head is all zeros (vision_transformer issues #10 and #32; timm
+  marks them "classifier not valid", num_classes=0): they load as features
+  (their pre-logits representation) or with a new head, and a request for
+  their classifier is refused.
 
 All take pixels scaled as x / 127.5 - 1 (mean = std = 0.5 in [0, 1] units).
 No sha256 is published for these files, so `sha256` is None (the download is

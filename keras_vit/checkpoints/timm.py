@@ -17,8 +17,9 @@ import re
 
 import numpy as np
 
-from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel
-from keras_vit.checkpoints.npz import port_top
+from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top
+from keras_vit.models.variants import variant_config
+from keras_vit.utils import to_hw
 
 # timm's size names -> (the paper's / AugReg's) variant letters.
 _SIZES = {"tiny": "Ti", "small": "S", "base": "B", "large": "L", "huge": "H"}
@@ -32,13 +33,95 @@ def variant_from_architecture(name):
     return f"{_SIZES[match.group(1)]}/{match.group(2)}" if match else None
 
 
+# timm model_args this converter honours (the rest are refused by name).
+_ARGS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth",
+         "num_heads", "mlp_ratio", "global_pool", "fc_norm", "class_token", "no_embed_class",
+         "reg_tokens", "act_layer", "qkv_bias", "init_values", "pos_embed", "pre_norm",
+         "qk_norm", "proj_bias", "dynamic_img_size", "drop_rate", "pos_drop_rate",
+         "proj_drop_rate", "attn_drop_rate", "drop_path_rate", "weight_init",
+         "distilled", "representation_size", "dynamic_img_pad")
+_ACTS = {"gelu": False, "gelu_tanh": True}
+
+
+def hub_meta(cfg, source):
+    """What a timm hub config.json (`save_for_hf` / `push_to_hf_hub`) says.
+
+    Reads `architecture`, `num_classes`, `global_pool`, `pretrained_cfg`
+    (mean, std) and every `model_args` entry; an argument whose effect this
+    model cannot reproduce is refused by name.
+    """
+    args = dict(cfg.get("model_args") or {})
+    unknown = sorted(set(args) - set(_ARGS))
+    if unknown:
+        raise CheckpointError(
+            f"{source}: model_args {unknown} are not supported by keras_vit (it would "
+            "build another network than timm does)."
+        )
+    refuse = {
+        "pre_norm": (True, "a LayerNorm before the encoder (CLIP's norm_pre)"),
+        "qk_norm": (True, "LayerNorms on queries and keys"),
+        "proj_bias": (False, "attention and MLP projections without bias"),
+        "dynamic_img_pad": (True, "padding images to a patch multiple"),
+        "distilled": (True, "a distilled head outside DeiT's layout"),
+    }
+    for key, (bad, what) in refuse.items():
+        if args.get(key) == bad:
+            raise CheckpointError(
+                f"{source}: model_args {key}={bad!r} ({what}) is not supported by keras_vit."
+            )
+    if args.get("pos_embed", "learn") not in ("learn", "none"):
+        raise CheckpointError(
+            f"{source}: model_args pos_embed={args['pos_embed']!r} is not supported "
+            "(learned absolute embeddings or none only)."
+        )
+    act = args.get("act_layer", "gelu")
+    if act not in _ACTS:
+        raise CheckpointError(
+            f"{source}: model_args act_layer={act!r} is not supported (gelu, gelu_tanh)."
+        )
+    pool = args.get("global_pool", cfg.get("global_pool", "token"))
+    if pool not in ("token", "avg", "map"):
+        raise CheckpointError(
+            f"{source}: global_pool={pool!r} is not supported ('token', 'avg' or 'map'; "
+            "'avgmax', 'max' and 'prr' are not built here)."
+        )
+    pre = cfg.get("pretrained_cfg", {})
+    meta = {k: pre[k] for k in ("mean", "std") if k in pre}
+    variant = variant_from_architecture(cfg.get("architecture"))
+    if variant and any(k in args for k in ("patch_size", "embed_dim", "depth", "mlp_ratio",
+                                           "num_heads")):
+        # The architecture's name is where model_args started from, not what they built.
+        args.setdefault("num_heads", variant_config(variant).num_heads)
+        variant = None
+    meta["variant"] = variant
+    meta["args"] = args
+    meta["global_pool"] = pool
+    meta["gelu_approximate"] = _ACTS[act]
+    if "num_classes" in cfg:
+        meta["num_classes"] = cfg["num_classes"]
+    if "img_size" in args:
+        size = args["img_size"]
+        meta["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
+    return meta
+
+
 def infer_config(tensors, source, meta=None):
+    """(ViTConfig fields, patch count, layout) of a timm state dict (and hub meta)."""
     meta = meta or {}
     if "patch_embed.proj.weight" not in tensors:
         raise CheckpointError(
             f"{source} is not a timm ViT state dict: no `patch_embed.proj.weight`. "
             f"Its first keys: {sorted(tensors)[:5]}"
         )
+    unsupported = {
+        "norm_pre.weight": "CLIP's pre-norm (norm_pre)",
+        "blocks.0.attn.q_norm.weight": "qk_norm (attn.q_norm / k_norm)",
+        "blocks.0.attn.relative_position_bias_table": "relative position biases",
+        "blocks.0.norm1.bias": None,
+    }
+    for key, what in unsupported.items():
+        if what and key in tensors:
+            raise CheckpointError(f"{source}: the tensor `{key}` ({what}) is not supported.")
     width, channels, patch, _ = tensors["patch_embed.proj.weight"].shape
     hybrid = hybrid_fields(tensors, source)
     if hybrid:
@@ -47,39 +130,76 @@ def infer_config(tensors, source, meta=None):
     while f"blocks.{layers}.norm1.weight" in tensors:
         layers += 1
     class_token = "cls_token" in tensors
+    dist = "dist_token" in tensors
+    registers = int(tensors["reg_token"].shape[1]) if "reg_token" in tensors else 0
+    fc_norm = "fc_norm.weight" in tensors
+    pool = meta.get("global_pool") or (
+        "map" if "attn_pool.latent" in tensors
+        else "avg" if fc_norm or not class_token else "token")
+    if pool == "map" and "attn_pool.latent" in tensors and (
+            tensors["attn_pool.latent"].shape[1] != 1 or "attn_pool.q_norm.weight" in tensors):
+        raise CheckpointError(
+            f"{source}: the tensor `attn_pool.latent` {tensors['attn_pool.latent'].shape} "
+            "(several latents) or `attn_pool.q_norm` is not supported: one probe, no qk norm."
+        )
     fields = dict(
         patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
         num_layers=layers, mlp_dim=int(tensors["blocks.0.mlp.fc1.weight"].shape[0]),
-        class_token=class_token, pooling="token" if class_token else "gap",
-        layer_norm_epsilon=1e-6, gelu_approximate=False,
+        class_token=class_token, pooling={"token": "token", "avg": "gap", "map": "map"}[pool],
+        layer_norm_epsilon=1e-6, gelu_approximate=bool(meta.get("gelu_approximate", False)),
         normalization_mean=tuple(meta.get("mean", (0.5,))),
         normalization_std=tuple(meta.get("std", (0.5,))),
         position_embedding="learned" if "pos_embed" in tensors else "none",
+        distillation_token=dist, distilled_head="head_dist.weight" in tensors,
+        num_register_tokens=registers, fc_norm=fc_norm,
     )
+    if "blocks.0.ls1.gamma" in tensors:
+        fields["layer_scale_init_value"] = float(meta.get("args", {}).get("init_values") or 1e-5)
+    args = meta.get("args", {})
+    if "num_heads" in args:
+        fields["num_heads"] = int(args["num_heads"])
+    if "image_size" in meta and args:
+        fields["image_size"] = meta["image_size"]
     fields.update(hybrid)
     if "head.weight" in tensors:
         fields["num_classes"] = int(tensors["head.weight"].shape[0])
     if "pre_logits.fc.weight" in tensors:
         fields["representation_size"] = int(tensors["pre_logits.fc.weight"].shape[0])
+    for key, value in (("embed_dim", width), ("depth", layers), ("patch_size", patch),
+                       ("class_token", class_token), ("reg_tokens", registers),
+                       ("in_chans", channels)):
+        if key in args and args[key] != value:
+            raise CheckpointError(
+                f"{source}: config.json model_args {key}={args[key]!r}, but the tensors "
+                f"say {value!r}."
+            )
+    if args.get("fc_norm") is True and not fc_norm or args.get("fc_norm") is False and fc_norm:
+        raise CheckpointError(
+            f"{source}: model_args fc_norm={args['fc_norm']} disagrees with the tensors "
+            f"(`fc_norm.weight` {'missing' if not fc_norm else 'present'})."
+        )
+    prefix = int(class_token) + int(dist) + registers
     n_patches = None
     no_embed_class = False
     if "pos_embed" in tensors:
         n = tensors["pos_embed"].shape[1]
-        # timm's `no_embed_class` models store no embedding for the class token.
+        # timm's `no_embed_class` models store no embedding for the prefix tokens.
         # With the image size known, the grid decides; without it, a square count
         # says so (a 4x6 grid plus the class token also makes 25: pass image_size).
         side = int(round(np.sqrt(n)))
-        no_embed_class = class_token and side * side == n
-        image_size = meta.get("image_size")
-        if class_token and image_size is not None:
-            hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-            layers = fields.get("hybrid_layers")
-            step = int(patch) * (4 * 2 ** (len(layers) - 1) if layers else 1)
+        no_embed_class = prefix > 0 and side * side == n
+        if "no_embed_class" in args:
+            no_embed_class = bool(args["no_embed_class"]) and prefix > 0
+        elif prefix and meta.get("image_size") is not None:
+            hw = to_hw("image_size", meta["image_size"])
+            layers_ = fields.get("hybrid_layers")
+            step = int(patch) * (4 * 2 ** (len(layers_) - 1) if layers_ else 1)
             tokens = (hw[0] // step) * (hw[1] // step)
-            if n in (tokens, tokens + 1):  # else the model is resized from a square grid
+            if n in (tokens, tokens + prefix):  # else the model is resized from a square grid
                 no_embed_class = n == tokens
-        n_patches = n - (class_token and not no_embed_class)
-    return fields, n_patches, dict(no_embed_class=no_embed_class)
+        n_patches = n - (0 if no_embed_class else prefix)
+    return fields, n_patches, dict(no_embed_class=no_embed_class, variant=meta.get("variant"),
+                                   qkv_bias="blocks.0.attn.qkv.bias" in tensors)
 
 
 _STEM = "patch_embed.backbone."
@@ -132,10 +252,16 @@ def port(porter, config, layout):
     porter.port("patch_embed.proj.bias", "patch_embedding/bias")
     if config.class_token:
         porter.port("cls_token", "patch_encoder/class_token")
+    if config.distillation_token:
+        porter.port("dist_token", "patch_encoder/distillation_token")
+    if config.num_register_tokens:
+        porter.port("reg_token", "patch_encoder/register_tokens")
     if config.position_embedding == "learned":
         path = "patch_encoder/position_embedding/embeddings"
-        if layout["no_embed_class"]:
-            porter.port("pos_embed", path, lambda p: np.concatenate([np.zeros_like(p[:, :1]), p], 1))
+        prefix = config.num_prefix_tokens
+        if layout["no_embed_class"]:  # the prefix tokens get no embedding: zeros
+            porter.port("pos_embed", path, lambda p: np.concatenate(
+                [np.zeros_like(p[:, :1]).repeat(prefix, 1), p], 1))
         else:
             porter.port("pos_embed", path)
     t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
@@ -145,13 +271,37 @@ def port(porter, config, layout):
             porter.port(f"{src}{s}.weight", f"{dst}{k}/gamma")
             porter.port(f"{src}{s}.bias", f"{dst}{k}/beta")
         porter.port(f"{src}attn.qkv.weight", f"{dst}attention/qkv/kernel", t)
-        porter.port(f"{src}attn.qkv.bias", f"{dst}attention/qkv/bias")
+        if layout["qkv_bias"]:
+            porter.port(f"{src}attn.qkv.bias", f"{dst}attention/qkv/bias")
+        else:  # qkv_bias=False: a zero bias computes the same
+            porter.set(f"{dst}attention/qkv/bias", np.zeros(3 * config.hidden_size, "float32"))
+        if config.layer_scale_init_value is not None:
+            porter.port(f"{src}ls1.gamma", f"{dst}layer_scale_1")
+            porter.port(f"{src}ls2.gamma", f"{dst}layer_scale_2")
         porter.port(f"{src}attn.proj.weight", f"{dst}attention/output/kernel", t)
         porter.port(f"{src}attn.proj.bias", f"{dst}attention/output/bias")
         for s, k in (("fc1", "dense_1"), ("fc2", "dense_2")):
             porter.port(f"{src}mlp.{s}.weight", f"{dst}mlp/{k}/kernel", t)
             porter.port(f"{src}mlp.{s}.bias", f"{dst}mlp/{k}/bias")
-    porter.port("norm.weight", "encoder_norm/gamma")
-    porter.port("norm.bias", "encoder_norm/beta")
+    norm = "fc_norm" if config.fc_norm else "norm"
+    porter.port(f"{norm}.weight", "encoder_norm/gamma")
+    porter.port(f"{norm}.bias", "encoder_norm/beta")
+    if config.pooling == "map":  # AttentionPoolLatent: one probe, fused k|v
+        d, a = config.hidden_size, "attn_pool."
+        porter.port(f"{a}latent", "map_head/probe")
+        porter.port(f"{a}q.weight", "map_head/query/kernel", t)
+        porter.port(f"{a}q.bias", "map_head/query/bias")
+        porter.port(f"{a}kv.weight", "map_head/key/kernel", lambda w: w[:d].T)
+        porter.port(f"{a}kv.weight", "map_head/value/kernel", lambda w: w[d:].T)
+        porter.port(f"{a}kv.bias", "map_head/key/bias", lambda b: b[:d])
+        porter.port(f"{a}kv.bias", "map_head/value/bias", lambda b: b[d:])
+        porter.port(f"{a}proj.weight", "map_head/output/kernel", t)
+        porter.port(f"{a}proj.bias", "map_head/output/bias")
+        porter.port(f"{a}norm.weight", "map_head/layer_norm/gamma")
+        porter.port(f"{a}norm.bias", "map_head/layer_norm/beta")
+        for s_, k in (("fc1", "dense_1"), ("fc2", "dense_2")):
+            porter.port(f"{a}mlp.{s_}.weight", f"map_head/mlp/{k}/kernel", t)
+            porter.port(f"{a}mlp.{s_}.bias", f"map_head/mlp/{k}/bias")
     port_top(porter, config, ("pre_logits.fc.weight", "pre_logits.fc.bias"),
-             ("head.weight", "head.bias"), transpose=True)
+             ("head.weight", "head.bias"), transpose=True,
+             dist_head=("head_dist.weight", "head_dist.bias"))

@@ -23,12 +23,17 @@ class PatchEncoder(keras.layers.Layer):
             biases, or per-layer embeddings). Defaults to "learned".
         initializer_range: stddev of the position embedding's normal
             initialiser. Defaults to 0.02.
+        distillation_token: bool, a second learnable token after the class
+            token (DeiT). Defaults to False.
+        num_register_tokens: int, learnable register tokens after those
+            (timm `reg_tokens`). Defaults to 0.
 
     Call arguments:
         patch_embeddings: tensor (B, gh*gw, D).
 
     Returns:
-        Tensor (B, class_token + gh*gw, D).
+        Tensor (B, prefix + gh*gw, D), prefix = [class], [distillation],
+        registers in that order (timm's and HF's).
 
     Example:
 
@@ -43,6 +48,8 @@ class PatchEncoder(keras.layers.Layer):
         class_token=True,
         position_embedding="learned",
         initializer_range=0.02,
+        distillation_token=False,
+        num_register_tokens=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -52,12 +59,22 @@ class PatchEncoder(keras.layers.Layer):
             "position_embedding", position_embedding, POSITION_EMBEDDINGS + ("none",)
         )
         self.initializer_range = float(initializer_range)
+        self.distillation_token = bool(distillation_token)
+        self.num_register_tokens = int(num_register_tokens)
+        if self.num_register_tokens < 0:
+            raise ValueError(
+                "Received an invalid value for argument `num_register_tokens`, expected "
+                f"an int >= 0. Received: num_register_tokens={num_register_tokens!r}"
+            )
+        self.num_prefix_tokens = (
+            int(self.class_token) + int(self.distillation_token) + self.num_register_tokens
+        )
         self.position_embedding_layer = None
         if self.position_embedding != "none":
             self.position_embedding_layer = PositionEmbedding(
                 self.grid_size,
                 kind=self.position_embedding,
-                num_prefix_tokens=int(self.class_token),
+                num_prefix_tokens=self.num_prefix_tokens,
                 initializer_range=self.initializer_range,
                 dtype=self.dtype_policy,
                 name="position_embedding",
@@ -75,24 +92,37 @@ class PatchEncoder(keras.layers.Layer):
             self.cls = self.add_weight(
                 name="class_token", shape=(1, 1, width), initializer="zeros"
             )
+        if self.distillation_token:
+            self.dist = self.add_weight(
+                name="distillation_token", shape=(1, 1, width), initializer="zeros"
+            )
+        if self.num_register_tokens:
+            self.registers = self.add_weight(
+                name="register_tokens", shape=(1, self.num_register_tokens, width),
+                initializer="zeros",
+            )
         if self.position_embedding_layer is not None:
             self.position_embedding_layer.build(
-                (input_shape[0], int(self.class_token) + gh * gw, width)
+                (input_shape[0], self.num_prefix_tokens + gh * gw, width)
             )
 
     def call(self, patch_embeddings):
         x = patch_embeddings
-        if self.class_token:
-            cls = ops.cast(self.cls, x.dtype)
-            cls = ops.broadcast_to(cls, (ops.shape(x)[0], 1, ops.shape(x)[-1]))
-            x = ops.concatenate([cls, x], axis=1)  # (B, 1 + N, D)
+        prefix = [self.cls] if self.class_token else []
+        prefix += [self.dist] if self.distillation_token else []
+        prefix += [self.registers] if self.num_register_tokens else []
+        if prefix:
+            batch, width = ops.shape(x)[0], ops.shape(x)[-1]
+            prefix = [ops.broadcast_to(ops.cast(t, x.dtype), (batch, t.shape[1], width))
+                      for t in prefix]
+            x = ops.concatenate(prefix + [x], axis=1)  # (B, prefix + N, D)
         if self.position_embedding_layer is not None:
             x = self.position_embedding_layer(x)
         return x
 
     def compute_output_shape(self, input_shape):
         batch, n, width = input_shape
-        n = None if n is None else n + int(self.class_token)
+        n = None if n is None else n + self.num_prefix_tokens
         return (batch, n, width)
 
     def get_config(self):
@@ -103,6 +133,8 @@ class PatchEncoder(keras.layers.Layer):
                 "class_token": self.class_token,
                 "position_embedding": self.position_embedding,
                 "initializer_range": self.initializer_range,
+                "distillation_token": self.distillation_token,
+                "num_register_tokens": self.num_register_tokens,
             }
         )
         return config

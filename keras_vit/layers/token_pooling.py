@@ -5,18 +5,19 @@ from keras import ops
 
 from keras_vit.utils import check_choice
 
-POOLINGS = ("token", "gap")
+POOLINGS = ("token", "gap", "distillation")
 
 
 @keras.saving.register_keras_serializable(package="keras_vit")
 class TokenPooling(keras.layers.Layer):
     """Picks the class token ("token", y = z_L^0) or averages the patch
-    tokens ("gap", global average pooling, paper App. D.3).
+    tokens ("gap", global average pooling, paper App. D.3), or picks DeiT's
+    distillation token ("distillation", the second token).
 
     Args:
-        pooling: "token" or "gap". Defaults to "token".
-        num_prefix_tokens: tokens before the patches; "gap" leaves them out.
-            Defaults to 1.
+        pooling: "token", "gap" or "distillation". Defaults to "token".
+        num_prefix_tokens: tokens before the patches (class, distillation,
+            registers); "gap" leaves them out. Defaults to 1.
 
     Call arguments:
         tokens: tensor (B, T, D).
@@ -34,10 +35,17 @@ class TokenPooling(keras.layers.Layer):
                 "`pooling`='token' needs a class token; use pooling='gap' or "
                 "class_token=True. Received: pooling='token', class_token=False"
             )
+        if self.pooling == "distillation" and self.num_prefix_tokens < 2:
+            raise ValueError(
+                "`pooling`='distillation' reads the second prefix token, but "
+                f"num_prefix_tokens={self.num_prefix_tokens}."
+            )
 
     def call(self, tokens):
         if self.pooling == "token":
             return tokens[:, 0]
+        if self.pooling == "distillation":
+            return tokens[:, 1]
         return ops.mean(tokens[:, self.num_prefix_tokens :], axis=1)
 
     def compute_output_shape(self, input_shape):

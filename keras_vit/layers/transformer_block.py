@@ -1,6 +1,7 @@
 """The pre-norm transformer encoder block (paper eq. 2-3)."""
 
 import keras
+from keras import ops
 
 from keras_vit.layers.drop_path import DropPath
 from keras_vit.layers.mlp import MLP
@@ -28,6 +29,10 @@ class TransformerBlock(keras.layers.Layer):
         relative_grid_size: None or (gh, gw) for a relative position bias.
             Defaults to None.
         num_prefix_tokens: int. Defaults to 1.
+        layer_scale_init_value: None or float; with a float, each branch is
+            scaled per channel by a learned gamma starting there before its
+            residual sum (layer scale of CaiT / DeiT III, timm
+            `init_values`). Defaults to None.
 
     Call arguments:
         inputs: tensor (B, T, D).
@@ -56,6 +61,7 @@ class TransformerBlock(keras.layers.Layer):
         gelu_approximate=False,
         relative_grid_size=None,
         num_prefix_tokens=1,
+        layer_scale_init_value=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +78,15 @@ class TransformerBlock(keras.layers.Layer):
             None if relative_grid_size is None else tuple(relative_grid_size)
         )
         self.num_prefix_tokens = int(num_prefix_tokens)
+        if layer_scale_init_value is not None and not layer_scale_init_value > 0:
+            raise ValueError(
+                "Received an invalid value for argument `layer_scale_init_value`, "
+                "expected None or a positive float. Received: "
+                f"layer_scale_init_value={layer_scale_init_value!r}"
+            )
+        self.layer_scale_init_value = (
+            None if layer_scale_init_value is None else float(layer_scale_init_value)
+        )
 
         policy = self.dtype_policy
         self.layer_norm_1 = keras.layers.LayerNormalization(
@@ -103,6 +118,14 @@ class TransformerBlock(keras.layers.Layer):
         self.attention.build(input_shape)
         self.layer_norm_2.build(input_shape)
         self.mlp.build(input_shape)
+        if self.layer_scale_init_value is not None:
+            init = keras.initializers.Constant(self.layer_scale_init_value)
+            self.layer_scale_1 = self.add_weight(
+                name="layer_scale_1", shape=(input_shape[-1],), initializer=init
+            )
+            self.layer_scale_2 = self.add_weight(
+                name="layer_scale_2", shape=(input_shape[-1],), initializer=init
+            )
 
     def call(self, inputs, training=None, return_attention_scores=False):
         x = self.layer_norm_1(inputs)
@@ -112,8 +135,12 @@ class TransformerBlock(keras.layers.Layer):
         if return_attention_scores:
             x, weights = x
         x = self.attention_dropout(x, training=training)
+        if self.layer_scale_init_value is not None:
+            x = x * ops.cast(self.layer_scale_1, x.dtype)
         x = inputs + self.drop_path(x, training=training)  # z'
         y = self.mlp(self.layer_norm_2(x), training=training)
+        if self.layer_scale_init_value is not None:
+            y = y * ops.cast(self.layer_scale_2, y.dtype)
         outputs = x + self.drop_path(y, training=training)  # z
         if return_attention_scores:
             return outputs, weights
@@ -135,6 +162,7 @@ class TransformerBlock(keras.layers.Layer):
                 "gelu_approximate": self.gelu_approximate,
                 "relative_grid_size": self.relative_grid_size,
                 "num_prefix_tokens": self.num_prefix_tokens,
+                "layer_scale_init_value": self.layer_scale_init_value,
             }
         )
         return config

@@ -12,9 +12,10 @@ from keras_vit.utils import (
     to_hw,
 )
 
-POOLINGS = ("token", "gap", None)
+POOLINGS = ("token", "gap", "map", None)
 POSITION_EMBEDDINGS = ("learned", "learned_2d", "sincos_2d", "relative", "none")
 PLACEMENTS = ("stem", "every_layer", "every_layer_shared")
+RESAMPLE_METHODS = ("linear", "bicubic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,17 +39,29 @@ class ViTConfig:
     drop_path_rate: float = 0.0  # stochastic depth of the last block; linear in depth
     layer_norm_epsilon: float = 1e-6  # original and timm; HF uses 1e-12
     gelu_approximate: bool = False  # True: flax's tanh GELU of the original code
-    pooling: Optional[str] = "token"  # or "gap" (mean of patch tokens), or None
+    pooling: Optional[str] = "token"  # or "gap" (mean of patch tokens), "map" (MAPHead), None
     representation_size: Optional[int] = None  # pre-logits Dense + tanh (i21k)
     class_token: bool = True  # prepend a learnable [class] token
     position_embedding: str = "learned"  # or "learned_2d", "sincos_2d", "relative", "none"
     position_embedding_placement: str = "stem"  # or "every_layer", "every_layer_shared"
-    include_top: bool = True  # False: pooled features (or all tokens if pooling=None)
+    include_top: bool = True  # False: pooled (pre-logits) features, or all tokens if pooling=None
     include_preprocessing: bool = True  # take [0, 255] pixels and normalise inside
     normalization_mean: Tuple[float, ...] = (0.5,)  # in [0, 1] units, per channel or one
     normalization_std: Tuple[float, ...] = (0.5,)  # 0.5 and 0.5 give x / 127.5 - 1
     hybrid_layers: Optional[Tuple[int, ...]] = None  # BiT ResNet stage depths, (3, 4, 9)
     hybrid_width: int = 64  # BiT ResNet stem width
+    # How the position embeddings are resampled for a new image size: the way
+    # the weights' source does it (surgery.interpolation_matrix). "linear" is
+    # the original code's scipy zoom; timm runs "bicubic" with antialias=True,
+    # HF "bicubic" with antialias=False. Converters record the source's choice.
+    resample_method: str = "linear"  # or "bicubic"
+    resample_antialias: bool = False  # torch's antialiased kernel ("bicubic" only)
+    # Checkpoint families beyond the paper's (each as timm / HF build it).
+    distillation_token: bool = False  # DeiT: a second learnable token after [class]
+    distilled_head: bool = False  # DeiT: a second head on it; logits = mean of both
+    num_register_tokens: int = 0  # timm `reg_tokens` (Darcet et al. 2023), after them
+    fc_norm: bool = False  # final LayerNorm after pooling, not before (timm avg pool)
+    layer_scale_init_value: Optional[float] = None  # DeiT III / CaiT layer scale gamma
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -65,13 +78,51 @@ class ViTConfig:
                 f"layer_norm_epsilon={self.layer_norm_epsilon!r}"
             )
         set_("layer_norm_epsilon", float(self.layer_norm_epsilon))
-        for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing"):
+        for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing",
+                     "resample_antialias", "distillation_token", "distilled_head", "fc_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"Received an invalid value for argument `{name}`, expected "
                     f"True or False. Received: {name}={getattr(self, name)!r}"
                 )
         check_choice("pooling", self.pooling, POOLINGS)
+        if (isinstance(self.num_register_tokens, bool)
+                or not isinstance(self.num_register_tokens, numbers.Integral)
+                or self.num_register_tokens < 0):
+            raise ValueError(
+                "Received an invalid value for argument `num_register_tokens`, expected "
+                f"an int >= 0. Received: num_register_tokens={self.num_register_tokens!r}"
+            )
+        set_("num_register_tokens", int(self.num_register_tokens))
+        if self.layer_scale_init_value is not None and (
+                not isinstance(self.layer_scale_init_value, numbers.Real)
+                or isinstance(self.layer_scale_init_value, bool)
+                or self.layer_scale_init_value <= 0):
+            raise ValueError(
+                "Received an invalid value for argument `layer_scale_init_value`, expected "
+                "None or a positive float. Received: "
+                f"layer_scale_init_value={self.layer_scale_init_value!r}"
+            )
+        if self.distillation_token and not self.class_token:
+            raise ValueError(
+                "Received an invalid value for argument `distillation_token`: DeiT's "
+                "distillation token follows a class token, but class_token=False. "
+                "Received: distillation_token=True, class_token=False"
+            )
+        if self.distilled_head and not (self.distillation_token and self.pooling == "token"):
+            raise ValueError(
+                "Received an invalid value for argument `distilled_head`: the second "
+                "head reads the distillation token, so it needs distillation_token=True "
+                f"and pooling='token'. Received: distilled_head=True, distillation_token="
+                f"{self.distillation_token}, pooling={self.pooling!r}"
+            )
+        check_choice("resample_method", self.resample_method, RESAMPLE_METHODS)
+        if self.resample_antialias and self.resample_method != "bicubic":
+            raise ValueError(
+                "Received an invalid value for argument `resample_antialias`: only "
+                "the 'bicubic' resample has an antialiased form. Received: "
+                f"resample_method={self.resample_method!r}, resample_antialias=True"
+            )
         check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
         check_choice(
             "position_embedding_placement", self.position_embedding_placement, PLACEMENTS
@@ -143,7 +194,8 @@ class ViTConfig:
 
     @property
     def num_prefix_tokens(self):
-        return int(self.class_token)
+        """Tokens before the patches: [class], [distillation], registers."""
+        return int(self.class_token) + int(self.distillation_token) + self.num_register_tokens
 
     # Conversions.
     def replace(self, **changes):

@@ -1,7 +1,7 @@
-"""The model variants of the paper's Table 1 and their factories."""
+"""The model variants of the paper's Table 1 (data; the named factories that
+load weights sit above, in `keras_vit.checkpoints.factories`)."""
 
 from keras_vit.models.config import ViTConfig
-from keras_vit.models.vit import VisionTransformer
 
 # Paper Table 1 (layers, hidden size D, MLP size, heads); Ti and S from DeiT /
 # AugReg (Steiner et al., 2021). The patch size is part of the name.
@@ -31,74 +31,3 @@ def variant_config(name, **fields):
             f"Received: config={name!r}"
         )
     return ViTConfig(**VARIANTS[size], patch_size=int(patch)).replace(**fields)
-
-
-_DOCSTRING = """Builds {title} ({source}).
-
-    {layers} layers, width {hidden_size}, MLP {mlp_dim}, {num_heads} heads, {patch}.
-    Random initialisation with a zero head unless `weights` names a checkpoint.
-
-    Args:
-        num_classes: int, outputs of the zero-initialised head. Defaults to 1000.
-        image_size: int or (height, width), pixels. Defaults to 224.
-        weights: None, or a registered checkpoint name or a local file to load
-            (the head is replaced and position embeddings resized to fit).
-            Defaults to None.
-        **overrides: any other `ViTConfig` field (e.g. `dropout_rate`,
-            `include_top`, `pooling`), or `dtype` (e.g. "mixed_bfloat16")
-            and `name`.
-
-    Returns:
-        A `keras_vit.VisionTransformer` (a `keras.Model`) taking [0, 255]
-        pixels (B, H, W, {num_channels}) and returning logits (B, num_classes).
-
-    Example:
-
-    >>> model = keras_vit.{fn}(num_classes=10)
-    """
-
-
-def _factory(fn_name, variant, title, source):
-    def factory(num_classes=1000, image_size=224, weights=None, **overrides):
-        dtype = overrides.pop("dtype", None)
-        name = overrides.pop("name", None) or fn_name.lower()
-        config = variant_config(
-            variant, num_classes=num_classes, image_size=image_size, **overrides
-        )
-        if weights is not None:
-            from keras_vit.checkpoints import load_pretrained
-
-            return load_pretrained(weights, config=config, variant=variant, dtype=dtype, name=name)
-        return VisionTransformer(config, dtype=dtype, name=name)
-
-    base = variant_config(variant)
-    patch = (
-        f"1x1 patches of a ResNet{tuple(base.hybrid_layers)} feature map (stride 16)"
-        if base.hybrid_layers
-        else f"{base.patch_size}x{base.patch_size} patches"
-    )
-    factory.__name__ = factory.__qualname__ = fn_name
-    factory.__doc__ = _DOCSTRING.format(
-        title=title,
-        source=source,
-        layers=base.num_layers,
-        hidden_size=base.hidden_size,
-        mlp_dim=base.mlp_dim,
-        num_heads=base.num_heads,
-        patch=patch,
-        num_channels=base.num_channels,
-        fn=fn_name,
-    )
-    return factory
-
-
-ViTTiny16 = _factory("ViTTiny16", "Ti/16", "ViT-Ti/16", "AugReg, Steiner et al. 2021")
-ViTSmall16 = _factory("ViTSmall16", "S/16", "ViT-S/16", "AugReg, Steiner et al. 2021")
-ViTBase16 = _factory("ViTBase16", "B/16", "ViT-B/16", "paper Table 1")
-ViTBase32 = _factory("ViTBase32", "B/32", "ViT-B/32", "paper Table 1")
-ViTLarge16 = _factory("ViTLarge16", "L/16", "ViT-L/16", "paper Table 1")
-ViTLarge32 = _factory("ViTLarge32", "L/32", "ViT-L/32", "paper Table 1")
-ViTHuge14 = _factory("ViTHuge14", "H/14", "ViT-H/14", "paper Table 1")
-ViTHybridBase16 = _factory(
-    "ViTHybridBase16", "R50+B/16", "R50+ViT-B/16", "the paper's hybrid, section 3.1"
-)

@@ -9,8 +9,10 @@ from keras_vit.layers import (
     TokenPooling,
     TransformerBlock,
 )
+from keras_vit.layers.map_head import MAPHead
 from keras_vit.models.config import ViTConfig
 from keras_vit.models.resnet_stem import resnet_stem
+from keras_vit.models.variants import variant_config
 
 
 @keras.saving.register_keras_serializable(package="keras_vit")
@@ -20,7 +22,9 @@ class VisionTransformer(keras.Model):
     A functional model with a named input "images" (B, H, W, C) taking pixel
     values in [0, 255] (normalised inside unless `include_preprocessing` is
     False). Outputs logits (B, num_classes); with `include_top=False` the
-    pooled features (B, D), or every token (B, T, D) when pooling is None.
+    pooled features (B, D) (after the pre-logits layer when
+    `representation_size` is set, like HF ViTModel's pooler output), or every
+    token (B, T, D) when pooling is None.
 
     Layer names are stable (converters look layers up by name):
     "preprocessing", the hybrid stem's "stem_*"/"stages_*", "patches",
@@ -155,9 +159,11 @@ def _forward(images, config, policy):
         c.grid_size,
         class_token=c.class_token,
         position_embedding=c.position_embedding if at_stem else "none",
+        distillation_token=c.distillation_token,
+        num_register_tokens=c.num_register_tokens,
         dtype=policy,
         name="patch_encoder",
-    )(x)  # (B, T, D) = z_0
+    )(x)  # (B, T, D) = z_0, T = prefix + N
     x = keras.layers.Dropout(c.dropout_rate, dtype=policy, name="embedding_dropout")(x)
 
     def position_embedding(name):
@@ -183,29 +189,47 @@ def _forward(images, config, policy):
             gelu_approximate=c.gelu_approximate,
             relative_grid_size=c.grid_size if c.position_embedding == "relative" else None,
             num_prefix_tokens=c.num_prefix_tokens,
+            layer_scale_init_value=c.layer_scale_init_value,
             dtype=policy,
             name=f"transformer_block_{i}",
         )(x)  # (B, T, D) = z_l
-    x = keras.layers.LayerNormalization(
+    norm = keras.layers.LayerNormalization(
         epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"
-    )(x)
+    )
+    if not c.fc_norm:
+        x = norm(x)
     if c.pooling is None:
         return x  # (B, T, D)
-    x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
-    if not c.include_top:
-        return x
-    if c.representation_size is not None:
+    tokens = x
+    if c.pooling == "map":  # big_vision's attention pooling over every token
+        x = MAPHead(c.num_heads, c.mlp_dim, c.layer_norm_epsilon, c.gelu_approximate,
+                    dtype=policy, name="map_head")(x)  # (B, D)
+    else:
+        x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
+    if c.fc_norm:
+        x = norm(x)  # timm's fc_norm: the final norm after pooling
+    if c.representation_size is not None:  # the pre-logits features (HF ViTModel's pooler)
         x = keras.layers.Dense(
             c.representation_size, activation="tanh", dtype=policy, name="pre_logits"
         )(x)
+    if not c.include_top:
+        return x
     # Zero-initialised head (paper section 3.2); float32 logits under mixed precision.
-    return keras.layers.Dense(
+    logits = keras.layers.Dense(
         c.num_classes,
         kernel_initializer="zeros",
         bias_initializer="zeros",
         dtype="float32",
         name="head",
     )(x)  # (B, K)
+    if not c.distilled_head:
+        return logits
+    # DeiT: a second head on the distillation token; inference averages both (timm).
+    dist = TokenPooling("distillation", c.num_prefix_tokens, dtype=policy,
+                        name="distillation_pooling")(tokens)  # (B, D)
+    dist = keras.layers.Dense(c.num_classes, kernel_initializer="zeros",
+                              bias_initializer="zeros", dtype="float32", name="head_dist")(dist)
+    return keras.layers.Average(dtype="float32", name="head_average")([logits, dist])  # (B, K)
 
 
 def ViT(config=None, dtype=None, name=None, **fields):
@@ -225,8 +249,6 @@ def ViT(config=None, dtype=None, name=None, **fields):
 
     >>> model = ViT("Ti/16", image_size=32, num_classes=10)
     """
-    from keras_vit.models.variants import variant_config
-
     if config is None:
         config = ViTConfig()
     elif isinstance(config, str):

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from keras_vit.checkpoints import load as load_checkpoint
 from keras_vit.training import finetune_kit
 from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged
 from keras_vit.training.recipes import (
@@ -444,47 +445,13 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
 def load_for_finetuning(weights, num_classes, image_size=None, dtype=None):
     """A model from a `.keras` file, a checkpoint file or a registered name,
     with a zero head for `num_classes`, position embeddings resized to
-    `image_size` (keras_vit.replace_head / resize_position_embeddings) and,
-    with `dtype` (a policy such as "mixed_bfloat16"), rebuilt under it."""
-    import keras
-
-    import keras_vit
-
-    path = os.fspath(weights)
-    if path.endswith(".keras"):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"No model file at {path}.")
-        try:
-            model = keras.models.load_model(path)
-        except Exception as error:
-            raise ValueError(
-                f"Received an invalid value for argument `weights`: {path} is not a "
-                f"Keras model file ({type(error).__name__})."
-            ) from None
-    else:
-        from keras_vit.checkpoints import convert_checkpoint
-
-        model = convert_checkpoint(path)
-    if getattr(model, "config", None) is None:
-        raise ValueError(
-            "Received an invalid value for argument `weights`: expected a keras_vit "
-            f"VisionTransformer. Received: a {type(model).__name__} from {path}"
-        )
-    if not model.config.include_top or model.config.num_classes != num_classes:
-        model = keras_vit.replace_head(model, num_classes)
+    `image_size` as the weights' source does and, with `dtype` (a policy such
+    as "mixed_bfloat16"), built under it: the checkpoint pipeline's
+    `keras_vit.checkpoints.load` with `new_head=True`."""
+    overrides = {"num_classes": num_classes}
     if image_size is not None:
-        from keras_vit.utils import to_hw
-
-        if to_hw("image_size", image_size) != model.config.image_hw:
-            model = keras_vit.resize_position_embeddings(model, image_size)
-    if dtype is not None and model.dtype_policy.name != dtype:
-        from keras_vit.models.vit import VisionTransformer
-        from keras_vit.surgery import transfer_weights
-
-        recast = VisionTransformer(model.config, dtype=dtype, name=model.name)
-        transfer_weights(model, recast)  # variables stay float32 under mixed policies
-        model = recast
-    return model
+        overrides["image_size"] = image_size
+    return load_checkpoint(os.fspath(weights), dtype=dtype, new_head=True, **overrides)
 
 
 def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=None,

@@ -1,0 +1,313 @@
+"""Checkpoint families and the loading pipeline, against logits timm / HF computed.
+
+The fixtures (tests/fixtures/families/, made by make_family_fixtures.py in the
+reference environment) are tiny models at random init with every parameter
+perturbed; each comes with the logits its own framework gives, at its native
+size and, where the source can, at 48x48, 32x40 and 24x24 (down) through the source's own
+resize (timm creating the model at that img_size from the state dict; HF's
+interpolate_pos_encoding=True).
+"""
+
+import ast
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vit
+from keras_vit.checkpoints import CheckpointError, registry
+from layer_checks import check_config_round_trip, check_save_load, wrap
+
+FAMILIES = os.path.join(os.path.dirname(__file__), "fixtures", "families")
+REF = dict(np.load(os.path.join(FAMILIES, "logits.npz")))
+NPZ = os.path.join(os.path.dirname(__file__), "fixtures", "original_tiny.npz")
+
+
+def path(name):
+    return os.path.join(FAMILIES, name)
+
+
+def assert_matches(model, key):
+    """max |logit difference| <= 1e-4 of the reference logits' scale."""
+    ref = REF[key]
+    hw = key.rsplit("_", 1)[-1]
+    out = np.asarray(model(REF[f"pixels_{hw}"].astype("float32")))
+    assert out.shape == ref.shape, (out.shape, ref.shape)
+    error = np.abs(out - ref).max() / np.abs(ref).max()
+    assert error <= 1e-4, f"{key}: {error:.2e} of the logits' scale"
+
+
+# Defect 2: each source's own resize, recorded in the model.
+
+@pytest.mark.parametrize("hw", [(48, 48), (32, 40), (24, 24)])
+def test_timm_resize_is_timm_creating_the_model_at_that_size(hw):
+    model = keras_vit.convert_checkpoint(path("timm_resize.safetensors"), num_heads=2,
+                                         image_size=hw)
+    assert_matches(model, f"timm_resize_{hw[0]}x{hw[1]}")
+    native = keras_vit.convert_checkpoint(path("timm_resize.safetensors"), num_heads=2)
+    assert_matches(native, "timm_resize_32x32")
+    assert (native.config.resample_method, native.config.resample_antialias) == ("bicubic", True)
+    assert_matches(keras_vit.resize_position_embeddings(native, hw), f"timm_resize_{hw[0]}x{hw[1]}")
+
+
+def test_timm_resize_plain_bicubic_is_off():
+    """The plain kernel (HF's) misses timm's logits: the antialiased one is needed."""
+    native = keras_vit.convert_checkpoint(path("timm_resize.safetensors"), num_heads=2)
+    plain = keras_vit.resize_position_embeddings(native, 48, method="bicubic", antialias=False)
+    with pytest.raises(AssertionError, match="scale"):
+        assert_matches(plain, "timm_resize_48x48")
+
+
+@pytest.mark.parametrize("hw", [(48, 48), (32, 40), (24, 24)])
+def test_hf_resize_is_interpolate_pos_encoding(hw):
+    model = keras_vit.convert_checkpoint(path("hf_resize"), image_size=hw)
+    assert (model.config.resample_method, model.config.resample_antialias) == ("bicubic", False)
+    assert_matches(model, f"hf_resize_{hw[0]}x{hw[1]}")
+    assert_matches(keras_vit.convert_checkpoint(path("hf_resize")), "hf_resize_32x32")
+
+
+def test_resample_method_survives_save_and_load(tmp_path):
+    model = keras_vit.convert_checkpoint(path("timm_resize.safetensors"), num_heads=2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.config.resample_antialias is True
+    assert_matches(keras_vit.resize_position_embeddings(loaded, (32, 40)), "timm_resize_32x40")
+
+
+# Defects 1 and 3: what config.json says is read.
+
+def test_timm_hub_folder_reads_model_args():
+    # 32x40, global_pool="avg" + fc_norm, gelu_tanh, no variant: all from config.json.
+    model = keras_vit.convert_checkpoint(path("timm_hub_avg"))
+    c = model.config
+    assert c.image_hw == (32, 40) and c.pooling == "gap" and c.fc_norm and c.gelu_approximate
+    assert c.num_heads == 2
+    assert_matches(model, "timm_hub_avg_32x40")
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(model_args={"qk_norm": True}), "qk_norm"),
+    (dict(model_args={"global_pool": "avgmax"}), "global_pool='avgmax'"),
+    (dict(model_args={"global_pool": "map"}), "attn_pool.latent"),  # said, but no tensors
+    (dict(model_args={"act_layer": "quick_gelu"}), "act_layer='quick_gelu'"),
+    (dict(model_args={"block_fn": "ParallelBlock"}), "block_fn"),
+    (dict(model_args={"depth": 3}), "depth=3"),
+])
+def test_timm_hub_folder_refuses_by_name(tmp_path, change, match):
+    folder = tmp_path / "hub"
+    shutil.copytree(path("timm_hub_avg"), folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["model_args"].update(change["model_args"])
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=match):
+        keras_vit.convert_checkpoint(str(folder))
+
+
+def test_hf_non_square_folder_uses_config_image_size():
+    model = keras_vit.convert_checkpoint(path("hf_nonsquare"))
+    assert model.config.image_hw == (32, 40)
+    assert_matches(model, "hf_nonsquare_32x40")
+
+
+# Defect 4 and the new families.
+
+def test_timm_deit_distilled_averages_both_heads():
+    model = keras_vit.convert_checkpoint(path("timm_deit_distilled.safetensors"), num_heads=2)
+    c = model.config
+    assert c.distillation_token and c.distilled_head and c.num_prefix_tokens == 2
+    assert_matches(model, "timm_deit_distilled_32x32")
+
+
+@pytest.mark.parametrize("name", ["timm_reg", "timm_deit3"])
+def test_timm_registers_layer_scale_no_qkv_bias(name):
+    model = keras_vit.convert_checkpoint(path(f"{name}.safetensors"), num_heads=2)
+    if name == "timm_reg":
+        assert model.config.num_register_tokens == 2 and model.config.num_prefix_tokens == 3
+    else:
+        assert model.config.layer_scale_init_value is not None
+    assert_matches(model, f"{name}_32x32")
+    resized = keras_vit.convert_checkpoint(path(f"{name}.safetensors"), num_heads=2,
+                                           image_size=(32, 40))
+    assert_matches(resized, f"{name}_32x40")
+
+
+@pytest.mark.parametrize("name", ["hf_deit", "hf_deit_teacher"])
+def test_hf_deit_folders(name):
+    model = keras_vit.convert_checkpoint(path(name))
+    assert model.config.distillation_token
+    assert model.config.distilled_head == (name == "hf_deit_teacher")
+    assert_matches(model, f"{name}_32x32")
+
+
+def test_timm_map_head():
+    model = keras_vit.convert_checkpoint(path("timm_map.safetensors"), num_heads=2)
+    assert model.config.pooling == "map" and not model.config.class_token
+    assert_matches(model, "timm_map_32x32")
+
+
+def test_big_vision_map_head():
+    model = keras_vit.convert_checkpoint(path("bigvision_map.npz"))
+    assert model.config.pooling == "map" and not model.config.class_token
+    assert_matches(model, "bigvision_map_32x32")
+
+
+def test_map_head_layer_round_trip(tmp_path):
+    from keras_vit.layers.map_head import MAPHead
+
+    head = MAPHead(num_heads=2, mlp_dim=16)
+    check_config_round_trip(head)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
+    check_save_load(wrap(head, (5, 8)), x, tmp_path)
+    out = np.asarray(head(x))
+    # The probe's attention is a convex mix of the value rows: with equal tokens it is that row.
+    same = np.repeat(x[:, :1], 5, axis=1)
+    single = np.asarray(head(x[:, :1]))
+    np.testing.assert_allclose(np.asarray(head(same)), single, atol=1e-5)
+    assert out.shape == (2, 8) and not np.allclose(out, single, atol=1e-3)
+
+
+def test_hf_vitmodel_pooler_output_as_features():
+    model = keras_vit.convert_checkpoint(path("hf_vitmodel"))
+    assert not model.config.include_top and model.config.representation_size == 24
+    assert_matches(model, "hf_vitmodel_32x32")
+
+
+def test_new_families_round_trip(tmp_path):
+    model = keras_vit.convert_checkpoint(path("timm_deit_distilled.safetensors"), num_heads=2)
+    x = REF["pixels_32x32"].astype("float32")
+    check_save_load(model, x, tmp_path)
+    encoder = keras_vit.PatchEncoder((2, 2), distillation_token=True, num_register_tokens=3)
+    check_config_round_trip(encoder)
+    assert tuple(encoder(np.ones((2, 4, 8), "float32")).shape) == (2, 9, 8)
+    block = keras_vit.TransformerBlock(num_heads=2, mlp_dim=16, layer_scale_init_value=0.1)
+    check_config_round_trip(block)
+    check_save_load(wrap(block, (5, 8)), np.ones((2, 5, 8), "float32"), tmp_path)
+
+
+def test_replace_head_and_resize_a_distilled_model():
+    model = keras_vit.convert_checkpoint(path("timm_deit_distilled.safetensors"), num_heads=2)
+    new = keras_vit.resize_position_embeddings(keras_vit.replace_head(model, 3), (32, 40))
+    w = {v.path: v.numpy() for v in new.weights}
+    assert w["head_dist/kernel"].shape == (24, 3) and not w["head_dist/kernel"].any()
+    assert w["patch_encoder/position_embedding/embeddings"].shape == (1, 2 + 20, 24)
+    old = {v.path: v.numpy() for v in model.weights}["patch_encoder/position_embedding/embeddings"]
+    np.testing.assert_array_equal(w["patch_encoder/position_embedding/embeddings"][:, :2], old[:, :2])
+    x = REF["pixels_32x40"].astype("float32")
+    np.testing.assert_array_equal(np.asarray(new(x)), np.zeros((2, 3)))
+
+
+def test_layer_scale_scales_each_branch():
+    """gamma = 0 leaves the block the identity; gamma scales the residual branches."""
+    block = keras_vit.TransformerBlock(num_heads=2, mlp_dim=16, layer_scale_init_value=1e-3)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
+    block(x)
+    block.layer_scale_1.assign(np.zeros(8))
+    block.layer_scale_2.assign(np.zeros(8))
+    np.testing.assert_array_equal(np.asarray(block(x)), x)
+
+
+def test_factory_and_finetune_new_head_and_size_read_once(monkeypatch):
+    from keras_vit.checkpoints import convert
+
+    reads = []
+    real = convert.read
+    monkeypatch.setattr(convert, "read", lambda *a, **k: reads.append(a) or real(*a, **k))
+    model = convert.load(path("timm_resize.safetensors"), num_heads=2, num_classes=3,
+                         image_size=(32, 40), new_head=True)
+    assert len(reads) == 1
+    w = {v.path: v.numpy() for v in model.weights}
+    assert w["head/kernel"].shape == (24, 3) and not w["head/kernel"].any()
+    from keras_vit.training import load_for_finetuning
+
+    tuned = load_for_finetuning(path("hf_resize"), 4, image_size=48)
+    assert tuned.config.num_classes == 4 and tuned.config.image_hw == (48, 48)
+    assert len(reads) == 2
+
+
+def test_orig_in21k_head_is_refused_and_replaced(monkeypatch):
+    entry = registry.Checkpoint("B/16", "orig_in21k", "https://example.invalid/t.npz", 32, 5)
+    monkeypatch.setitem(registry.CHECKPOINTS, "T/8:orig_in21k",
+                        entry.__class__(**{**entry.__dict__, "variant": "T/8"}))
+    from keras_vit.models import variants
+
+    monkeypatch.setitem(variants.VARIANTS, "T", dict(num_layers=2, hidden_size=24, mlp_dim=48,
+                                                     num_heads=2))
+    monkeypatch.setattr(keras.utils, "get_file", lambda **kwargs: NPZ)
+    with pytest.raises(CheckpointError, match="no valid classifier.*issues #10 and #32"):
+        keras_vit.convert_checkpoint("T/8:orig_in21k")
+    features = keras_vit.convert_checkpoint("T/8:orig_in21k", include_top=False)
+    assert not features.config.include_top
+    tuned = keras_vit.checkpoints.load("T/8:orig_in21k", num_classes=3, new_head=True)
+    assert not {v.path: v.numpy() for v in tuned.weights}["head/kernel"].any()
+
+
+# One pipeline, no cycle.
+
+def _imports(root):
+    """module -> set of keras_vit modules it imports (absolute imports, any depth)."""
+    package = os.path.basename(root)
+    modules = {}
+    for folder, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(folder, f), os.path.dirname(root))
+                name = rel[:-3].replace(os.sep, ".")
+                modules[name[:-9] if name.endswith(".__init__") else name] = os.path.join(folder, f)
+    graph = {}
+    for name, file in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(open(file).read())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for t in targets:
+                if t.startswith(package) and t in modules:
+                    deps.add(t)
+                    break
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_import_graph_has_no_cycle_and_models_know_no_weights():
+    graph = _imports(os.path.dirname(keras_vit.__file__))
+    # A package's __init__ re-exports (keras_vit/__init__ imports everything);
+    # the cycle test is over the modules that do work.
+    work = {m: {d for d in deps if d != "keras_vit"} for m, deps in graph.items()
+            if m != "keras_vit"}
+    state = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in work.get(m, ()):
+            if state.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack + [m, d]))
+            if d not in state:
+                visit(d, stack + [m])
+        state[m] = 2
+
+    for m in sorted(work):
+        if m not in state:
+            visit(m, [])
+    for m, deps in graph.items():
+        if m.startswith("keras_vit.models"):
+            assert not any(d.startswith("keras_vit.checkpoints") for d in deps), (m, deps)
+
+
+def test_no_function_local_imports_of_keras_vit_in_the_pipeline():
+    root = os.path.dirname(keras_vit.__file__)
+    for rel in ("surgery.py", "checkpoints", "models"):
+        files = ([os.path.join(root, rel)] if rel.endswith(".py") else
+                 [os.path.join(root, rel, f) for f in os.listdir(os.path.join(root, rel))
+                  if f.endswith(".py")])
+        for file in files:
+            tree = ast.parse(open(file).read())
+            for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_vit"):
+                        raise AssertionError(f"{file}: {fn.name} imports {node.module} locally")
