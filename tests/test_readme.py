@@ -40,7 +40,7 @@ SHELL_LANGS = ("bash", "sh", "shell", "console")
 SHOWN_LANGS = ("text", "output", "console-output", "toml", "json", "yaml", "ini")
 MARKER = re.compile(r"^\s*<!--\s*readme-test:\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
-BLOCK_TIMEOUT_S = 300
+BLOCK_TIMEOUT_S = {False: 600, True: 1800}  # by slow
 ENV = {"KERAS_VIT_MAX_EPOCHS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -204,7 +204,7 @@ def run_block(block, tmp_path):
         raise AssertionError(block.lang)
     return subprocess.run(
         command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=BLOCK_TIMEOUT_S,
+        text=True, timeout=BLOCK_TIMEOUT_S[bool(block.slow)],
     )
 
 
