@@ -5,8 +5,6 @@ import it without any framework.
 """
 
 import dataclasses
-import os
-import sys
 
 
 @dataclasses.dataclass(frozen=True)

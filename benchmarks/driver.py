@@ -31,6 +31,7 @@ from benchmarks.configs import (
     CPU_CONFIGS,
     FRAMEWORKS,
     GPU_CONFIGS,
+    Runner,
     default_runners,
     dry_run_configs,
     quick_configs,

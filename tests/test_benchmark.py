@@ -62,6 +62,14 @@ def test_tiny_run_table_has_every_row_and_skips_missing_peers(tmp_path):
     assert "% of matmul peak" in table and "`keras-vit benchmark --quick`" in table
 
 
+def test_runner_arguments_become_rows():
+    runners = driver.parse_runners(
+        ["keras_vit:jax", "keras_hub:tensorflow:True", "timm:compile"], {"timm": "/venv/python"})
+    assert [r.label for r in runners] == [
+        "keras_vit (jax)", "keras_hub (tensorflow, jit_compile=True)", "timm (torch.compile)"]
+    assert runners[2].python == "/venv/python" and runners[0].python is None
+
+
 def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="`reps`"):
         driver.run_benchmark([TINY], reps=0)
