@@ -8,5 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KERAS_BACKEND=jax
-exec python -m keras_vit.benchmark --device gpu \
+exec python -m benchmarks.driver --device gpu \
   --output benchmarks/last-gpu.md --json benchmarks/last-gpu.json "$@"

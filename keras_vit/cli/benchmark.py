@@ -1,21 +1,64 @@
-"""`keras-vit benchmark`."""
+"""`keras-vit benchmark`: a thin entry to the harness in the checkout's benchmarks/.
 
+The harness (driver, workers, report) is a developer's tool and is not
+installed with the wheel; from a source checkout the command finds it beside
+the package. Without it, `keras-vit benchmark` says how to get it. Only the
+standard library is imported here, and the harness imports no framework
+either, so `keras-vit --help` stays fast.
+"""
+
+import importlib
+import pathlib
+import sys
+
+from keras_vit.cli.common import CommandError
+
+# benchmarks/ of the source checkout this keras_vit was imported from.
+CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
+HARNESS = CHECKOUT / "benchmarks" / "driver.py"
+HOW_TO_GET = (
+    "the benchmark harness is not installed with the package: it lives in benchmarks/ "
+    "of a source checkout (git clone the keras-vit repository, `pip install -e \".[tf]\"` "
+    "there, then run `keras-vit benchmark` or `python -m benchmarks.driver` from it)"
+)
+
+
+def _driver():
+    """The checkout's benchmarks.driver module, or None outside a checkout."""
+    if not HARNESS.is_file():
+        return None
+    if str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
+    driver = importlib.import_module("benchmarks.driver")
+    if pathlib.Path(driver.__file__).resolve() != HARNESS:
+        raise CommandError(
+            f"another `benchmarks` package ({driver.__file__}) shadows {HARNESS.parent}"
+        )
+    return driver
 
 
 def add_benchmark(sub):
+    driver = _driver()
+    # Without the harness its options are unknown: every word (--help included)
+    # is taken as given, and running says how to get the harness.
+    missing = {} if driver else dict(prefix_chars="\0", add_help=False)
     p = sub.add_parser(
         "benchmark",
         help="Throughput and memory of keras_vit against keras-hub and timm.",
         description="Interleaved, repeated runs of keras_vit and its peers, each in its "
-        "own process; prints a markdown table of medians and ratios.",
+        "own process; prints a markdown table of medians and ratios. Peers come from "
+        "benchmarks/make_peer_envs.sh (a missing one is a 'skipped' row). Needs a "
+        "source checkout.",
+        **missing,
     )
-    from keras_vit.benchmark import add_arguments
-
-    add_arguments(p)
+    if driver is None:
+        p.add_argument("arguments", nargs="*")
+    else:
+        driver.add_arguments(p)
 
     def run(args):
-        from keras_vit.benchmark import main as benchmark_main
-
-        return benchmark_main(args)
+        if driver is None:
+            raise CommandError(HOW_TO_GET)
+        return driver.main(args)
 
     p.set_defaults(run=run)

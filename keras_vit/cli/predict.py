@@ -1,6 +1,9 @@
 """`keras-vit predict`."""
 
+import argparse
+
 from keras_vit.cli.common import CommandError
+
 
 def add_predict(sub):
     p = sub.add_parser(
@@ -13,8 +16,10 @@ def add_predict(sub):
     p.add_argument("--model", default=None, help="a .keras model file (default: the digits model)")
     p.add_argument("--top", type=int, default=1, help="classes shown per image (default: 1)")
     p.add_argument(
-        "--invert", action="store_true",
-        help="use 255 - pixel (dark ink on light paper, for the digits model)",
+        "--invert", action=argparse.BooleanOptionalAction, default=None,
+        help="use 255 - pixel, or never (--no-invert); by default an image is inverted "
+        "when its polarity is not the training data's (for the digits model, light "
+        "strokes on dark: a drawing whose border is brighter than its centre)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -22,6 +27,7 @@ def add_predict(sub):
         import json
 
         from keras_vit import evaluation
+        from keras_vit.evaluation.predict import background_for
 
         path = args.model
         if path is None:
@@ -33,8 +39,9 @@ def add_predict(sub):
                 )
         model = evaluation.load_model(path)
         results = evaluation.predict_images(
-            model, args.images, top=args.top, invert=args.invert,
-            class_names=evaluation.class_names_for(path),
+            model, args.images, top=args.top,
+            invert="auto" if args.invert is None else args.invert,
+            background=background_for(path), class_names=evaluation.class_names_for(path),
         )
         if args.json:
             print(json.dumps(results, indent=2))
@@ -42,7 +49,12 @@ def add_predict(sub):
             shown = ", ".join(
                 f"{p['name']} ({p['probability']:.4f})" for p in result["predictions"]
             )
-            print(f"{result['path']}: {shown}")
+            note = ""
+            if result["inverted"] and args.invert is None:
+                note = "  (inverted: its border is brighter than its centre; --no-invert keeps it)"
+            elif result["inverted"]:
+                note = "  (inverted: --invert)"
+            print(f"{result['path']}: {shown}{note}")
         return 0
 
     p.set_defaults(run=run)

@@ -99,7 +99,13 @@ def load_images(paths, image_size, num_channels):
     return np.stack(arrays)
 
 
-def predict_images(model, paths, top=5, class_names=None, invert=False, batch_size=32):
+# Data sets of light strokes on a dark background: a model trained on one reads
+# a dark-on-light drawing (pen on paper) only after 255 - x.
+DARK_BACKGROUND_DATA = ("digits", "mnist", "emnist", "kmnist", "fashion_mnist")
+
+
+def predict_images(model, paths, top=5, class_names=None, invert="auto", background=None,
+                   batch_size=32):
     """Classifies image files with `model`.
 
     Args:
@@ -109,21 +115,41 @@ def predict_images(model, paths, top=5, class_names=None, invert=False, batch_si
         top: how many classes to report per image (at most K). Defaults to 5.
         class_names: names of the K classes, or None for their indices.
             Defaults to None.
-        invert: replace pixels x by 255 - x before predicting (e.g. dark ink
-            on white paper for the digits model, which saw light on dark).
-            Defaults to False.
+        invert: "auto", True or False: whether to replace pixels x by
+            255 - x before predicting. "auto" inverts an image whose polarity
+            is the opposite of the training data's (`background`): for a
+            model trained on light strokes on dark (the digits), an image
+            whose border is brighter than its centre (`has_light_background`)
+            is inverted. Defaults to "auto".
+        background: "dark", "light" or None: the training images'
+            background. None reads it from the run beside a model file
+            (`background_for`), else leaves images as they are under "auto".
+            Defaults to None.
         batch_size: images per forward pass. Defaults to 32.
 
     Returns:
-        One dict per image: {"path": str, "predictions": [{"class": index,
-        "name": str, "probability": float}, ...]}, most probable first.
+        One dict per image: {"path": str, "inverted": bool, "predictions":
+        [{"class": index, "name": str, "probability": float}, ...]}, most
+        probable first.
 
     Example:
 
     >>> keras_vit.evaluation.predict_images("weights/digits/model.keras",
     ...                                     ["seven.png"], top=3)
     """
+    if invert not in ("auto", True, False):
+        raise ValueError(
+            "Received an invalid value for argument `invert`, expected 'auto', True "
+            f"or False. Received: invert={invert!r}"
+        )
+    if background not in (None, "dark", "light"):
+        raise ValueError(
+            "Received an invalid value for argument `background`, expected None, "
+            f"'dark' or 'light'. Received: background={background!r}"
+        )
     if isinstance(model, (str, pathlib.Path)):
+        if background is None:
+            background = background_for(model)
         model = load_model(model)
     top = check_positive_int("top", top)
     paths = [str(p) for p in paths]
@@ -136,8 +162,12 @@ def predict_images(model, paths, top=5, class_names=None, invert=False, batch_si
             f"of fixed shape (H, W, C). Received: input shape {shape}"
         )
     images = load_images(paths, shape[:2], shape[2])
-    if invert:
-        images = 255.0 - images
+    if invert == "auto":
+        inverted = [background is not None and has_light_background(image) != (background == "light")
+                    for image in images]
+    else:
+        inverted = [bool(invert)] * len(images)
+    images = np.where(np.asarray(inverted)[:, None, None, None], 255.0 - images, images)
     images = _normalise_if_needed(model, images)
     outputs = np.concatenate(
         [np.asarray(model.predict_on_batch(images[i : i + batch_size]), dtype=np.float64)
@@ -156,10 +186,11 @@ def predict_images(model, paths, top=5, class_names=None, invert=False, batch_si
             f"{num_classes} names (the model's classes). Received: {len(class_names)}"
         )
     results = []
-    for path, p in zip(paths, probabilities):
+    for path, p, flipped in zip(paths, probabilities, inverted):
         order = np.argsort(-p, kind="stable")[: min(top, num_classes)]
         results.append({
             "path": path,
+            "inverted": bool(flipped),
             "predictions": [
                 {
                     "class": int(k),
@@ -170,6 +201,42 @@ def predict_images(model, paths, top=5, class_names=None, invert=False, batch_si
             ],
         })
     return results
+
+
+def has_light_background(image):
+    """Whether an (H, W, C) image's border is brighter than its centre.
+
+    The border is the outer ring, 1/8 of each side wide (at least one pixel);
+    the centre, the middle half of each side. Pen on paper reads True, the
+    digits data (light strokes on black) False.
+    """
+    gray = np.asarray(image, dtype=np.float64).mean(axis=-1)  # (H, W)
+    height, width = gray.shape
+    ring_h, ring_w = max(height // 8, 1), max(width // 8, 1)
+    border = np.ones_like(gray, dtype=bool)
+    border[ring_h : height - ring_h, ring_w : width - ring_w] = False
+    centre = gray[height // 4 : height - height // 4, width // 4 : width - width // 4]
+    return bool(gray[border].mean() > centre.mean())
+
+
+def background_for(model_path):
+    """"dark" when the run beside a model trained on light-on-dark data, else None.
+
+    Reads `metrics.json` in the model's folder (what `keras-vit train` writes):
+    its "background" if recorded, else "dark" for the data sets of
+    `DARK_BACKGROUND_DATA` (the digits among them).
+    """
+    path = pathlib.Path(model_path).resolve().parent / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+        config = metrics.get("config", {})
+    except (ValueError, OSError, AttributeError):
+        return None
+    recorded = metrics.get("background", config.get("background"))
+    if recorded in ("dark", "light"):
+        return recorded
+    data = str(config.get("data", "")).split(":")[0].split("[")[0].lower()
+    return "dark" if data in DARK_BACKGROUND_DATA else None
 
 
 def class_names_for(model_path):

@@ -1,0 +1,1 @@
+"""The benchmark harness: configs, driver, workers, report (see driver.py)."""
