@@ -16,9 +16,10 @@ from keras_vit.cli.evaluate import add_evaluate
 from keras_vit.cli.predict import add_predict
 from keras_vit.cli.summary import add_summary
 from keras_vit.cli.train import add_finetune, add_train
+from keras_vit.cli.vtab import add_vtab
 
 # One entry per command, in the order `--help` lists them.
-COMMANDS = [add_summary, add_train, add_finetune, add_evaluate, add_predict, add_convert, add_benchmark]
+COMMANDS = [add_summary, add_train, add_finetune, add_evaluate, add_vtab, add_predict, add_convert, add_benchmark]
 
 
 def build_parser():
