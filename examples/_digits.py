@@ -28,10 +28,10 @@ def digits(image_size=16):
     return out
 
 
-def tiny_vit(seed, image_size=16, num_classes=10, **fields):
+def tiny_vit(seed, image_size=16, num_classes=10, num_channels=1, **fields):
     keras.utils.set_random_seed(seed)
-    return keras_vit.ViT(image_size=image_size, num_channels=1, num_classes=num_classes,
-                         **{**TINY, **fields})
+    return keras_vit.ViT(image_size=image_size, num_channels=num_channels,
+                         num_classes=num_classes, **{**TINY, **fields})
 
 
 def fit(model, x, y, epochs, seed, batch_size=64, learning_rate=2e-3, weight_decay=0.05,
