@@ -61,3 +61,16 @@ def accuracy(model, x, y):
 def mean_std(values):
     values = 100 * np.asarray(values)
     return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}"
+
+
+def map_seeds(fn, seeds, jobs=1):
+    """[fn(seed) for seed in seeds], in `jobs` worker processes when jobs > 1 (each
+    seed's runs are independent; results come back in seed order)."""
+    if jobs <= 1 or len(seeds) <= 1:
+        return [fn(seed) for seed in seeds]
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=context) as pool:
+        return list(pool.map(fn, seeds))

@@ -17,6 +17,7 @@ parameter counts and the measured time per step.
 """
 
 import argparse
+import functools
 import sys
 import time
 
@@ -68,6 +69,37 @@ def load(data, image_size):
     return (*out, 3)
 
 
+def run_seed(seed, data, steps, smoke):
+    """({(model, fraction): test accuracy}, {model: (params, ms/step)}) for one seed."""
+    import numpy as np
+
+    import _digits
+
+    image_size = 16 if data == "digits" else 32
+    (x, y), (x_test, y_test), channels = load(data, image_size)
+    if smoke:
+        x_test, y_test = x_test[:64], y_test[:64]
+    builders = {
+        "ViT": lambda: _digits.tiny_vit(seed, image_size=image_size, num_channels=channels),
+        "ResNet": lambda: resnet(seed, image_size, channels),
+    }
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    scores, info = {}, {}
+    for fraction in FRACTIONS:
+        # A stratified subset: the first fraction of each class in a seeded order.
+        idx = np.concatenate([order[y[order] == k][: max(1, int(fraction * np.sum(y == k)))]
+                              for k in range(10)])
+        for name, build in builders.items():
+            model = build()
+            seconds = _digits.fit(model, x[idx], y[idx], None, seed, steps=steps)
+            scores[(name, fraction)] = _digits.accuracy(model, x_test, y_test)
+            info[name] = (model.count_params(), seconds / steps * 1000)
+            print(f"seed {seed} {int(fraction * 100):>3} % {name:>6}: "
+                  f"{100 * scores[(name, fraction)]:.2f} %", flush=True)
+    return scores, info
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="digits", help="digits (offline) or cifar10")
@@ -75,6 +107,7 @@ def parse_args(argv):
                    help="optimizer steps of batch 64 per run, whatever the data size (700)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--output", default=None, help="write the markdown table here (and a .png)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, one seed each (1)")
     p.add_argument("--smoke", action="store_true", help="a few steps, one seed (a test)")
     return p.parse_args(argv)
 
@@ -87,7 +120,7 @@ def main(argv=None):
 
     image_size = 16 if args.data == "digits" else 32
     try:
-        (x, y), (x_test, y_test), channels = load(args.data, image_size)
+        (x, y), (x_test, _), _ = load(args.data, image_size)
     except Exception as error:  # tfds: not prepared
         print(f"data_size_inductive_bias: {args.data} is not prepared for tensorflow-datasets "
               f"({type(error).__name__}); on a machine with internet run `python -c \"import "
@@ -98,34 +131,19 @@ def main(argv=None):
     steps = args.steps
     if args.smoke:
         seeds, steps = [0], 3
-        x_test, y_test = x_test[:64], y_test[:64]
-    builders = {
-        "ViT": lambda seed: _digits.tiny_vit(seed, image_size=image_size,
-                                             num_channels=channels),
-        "ResNet": lambda seed: resnet(seed, image_size, channels),
-    }
+        x_test = x_test[:64]
     start = time.perf_counter()
-    scores = {(m, f): [] for m in builders for f in FRACTIONS}
-    info = {}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(y))
-        for fraction in FRACTIONS:
-            # A stratified subset: the first fraction of each class in a seeded order.
-            idx = np.concatenate([order[y[order] == k][: max(1, int(fraction * np.sum(y == k)))]
-                                  for k in range(10)])
-            for name, build in builders.items():
-                model = build(seed)
-                seconds = _digits.fit(model, x[idx], y[idx], None, seed, steps=steps)
-                scores[(name, fraction)].append(_digits.accuracy(model, x_test, y_test))
-                info[name] = (model.count_params(), seconds / steps * 1000)
-                print(f"seed {seed} {int(fraction * 100):>3} % {name:>6}: "
-                      f"{100 * scores[(name, fraction)][-1]:.2f} %", flush=True)
+    per_seed = _digits.map_seeds(
+        functools.partial(run_seed, data=args.data, steps=steps, smoke=args.smoke), seeds,
+        args.jobs)
+    scores = {key: [s[0][key] for s in per_seed] for key in per_seed[0][0]}
+    info = per_seed[0][1]
+    builders = info
     minutes = (time.perf_counter() - start) / 60
     command = "python examples/data_size_inductive_bias.py " + " ".join(argv or sys.argv[1:])
     lines = [
         f"Command: `{command.strip()}`  ",
-        f"Data: {args.data} ({len(y)} training images, {len(y_test)} test); seeds "
+        f"Data: {args.data} ({len(y)} training images, {len(x_test)} test); seeds "
         f"{', '.join(map(str, seeds))}; {steps} AdamW steps of batch 64 per run whatever the "
         f"data size; {minutes:.1f} min in all. Test accuracy (%), mean ± std over seeds.",
         "",

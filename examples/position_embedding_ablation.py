@@ -13,6 +13,7 @@ cell and seed, scored by test accuracy on the 360 held-out digits.
 """
 
 import argparse
+import functools
 import sys
 import time
 
@@ -36,6 +37,24 @@ COLUMNS = ("stem", "every layer", "every layer, shared")
 ROWS = ("none", "1-D", "2-D", "relative")
 
 
+def run_seed(seed, cells, epochs, smoke):
+    """Test accuracy of every cell for one seed."""
+    import _digits
+
+    (x, y), (x_test, y_test) = _digits.digits(16)
+    if smoke:
+        x, y = x[:128], y[:128]
+    scores = {}
+    for cell, (kind, placement) in cells.items():
+        model = _digits.tiny_vit(seed, position_embedding=kind,
+                                 position_embedding_placement=placement)
+        _digits.fit(model, x, y, epochs, seed)
+        scores[cell] = _digits.accuracy(model, x_test, y_test)
+        print(f"{cell[0]:>8} / {cell[1]:<20} seed {seed}: {100 * scores[cell]:.2f} %",
+              flush=True)
+    return scores
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=30)
@@ -44,6 +63,7 @@ def parse_args(argv):
                    help="'all' (the paper's 8 cells) or 'issue' (none, 1-D, 2-D, relative at "
                    "the stem; 1-D in every layer, every layer shared)")
     p.add_argument("--output", default=None, help="also write the markdown table here")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, one seed each (1)")
     p.add_argument("--smoke", action="store_true", help="2 cells, 1 epoch, 2 seeds (a test)")
     return p.parse_args(argv)
 
@@ -60,20 +80,11 @@ def main(argv=None):
     if args.smoke:
         cells = {k: CELLS[k] for k in (("none", "stem"), ("relative", "stem"))}
         seeds, epochs = [0, 1], 1
-    (x, y), (x_test, y_test) = _digits.digits(16)
-    if args.smoke:
-        x, y = x[:128], y[:128]
     start = time.perf_counter()
-    scores = {}
-    for cell, (kind, placement) in cells.items():
-        scores[cell] = []
-        for seed in seeds:
-            model = _digits.tiny_vit(seed, position_embedding=kind,
-                                     position_embedding_placement=placement)
-            _digits.fit(model, x, y, epochs, seed)
-            scores[cell].append(_digits.accuracy(model, x_test, y_test))
-            print(f"{cell[0]:>8} / {cell[1]:<20} seed {seed}: {100 * scores[cell][-1]:.2f} %",
-                  flush=True)
+    per_seed = _digits.map_seeds(
+        functools.partial(run_seed, cells=cells, epochs=epochs, smoke=args.smoke), seeds,
+        args.jobs)
+    scores = {cell: [s[cell] for s in per_seed] for cell in cells}
     minutes = (time.perf_counter() - start) / 60
     command = "python examples/position_embedding_ablation.py " + " ".join(argv or sys.argv[1:])
     lines = [

@@ -66,10 +66,6 @@ class VtabTask:
     catalog_train_size: Optional[int] = None  # tfds' train size, used where tfds has no metadata
     how_to_get: str = ""  # extra download note (manual downloads)
 
-    @property
-    def num_train_examples(self):
-        return 1000
-
 
 def _task(name, group, tfds_name, num_classes, val=("validation", 0), test="test",
           label_key="label", test_start_percents=(), train_size=None, how_to_get=""):
