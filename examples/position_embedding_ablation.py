@@ -64,7 +64,7 @@ def parse_args(argv):
                    "the stem; 1-D in every layer, every layer shared)")
     p.add_argument("--output", default=None, help="also write the markdown table here")
     p.add_argument("--jobs", type=int, default=1, help="worker processes, one seed each (1)")
-    p.add_argument("--smoke", action="store_true", help="2 cells, 1 epoch, 2 seeds (a test)")
+    p.add_argument("--smoke", action="store_true", help="2 cells, 1 epoch, 1 seed (a test)")
     return p.parse_args(argv)
 
 
@@ -79,7 +79,7 @@ def main(argv=None):
     epochs = args.epochs
     if args.smoke:
         cells = {k: CELLS[k] for k in (("none", "stem"), ("relative", "stem"))}
-        seeds, epochs = [0, 1], 1
+        seeds, epochs = [0], 1
     start = time.perf_counter()
     per_seed = _digits.map_seeds(
         functools.partial(run_seed, cells=cells, epochs=epochs, smoke=args.smoke), seeds,
