@@ -230,3 +230,40 @@ def test_evaluate_tfds_cifar10_on_mock_data(tmp_path, capsys):
     assert printed["num_examples"] == 40 and "fewshot" not in printed
     assert printed["top1"] == pytest.approx(np.mean(logits.argmax(1) == y))
     assert printed["top5"] == pytest.approx(np.mean((np.argsort(-logits, 1)[:, :5] == y[:, None]).any(1)))
+
+
+def test_evaluate_few_shot_flag_takes_a_head_of_any_size(tmp_path, capsys):
+    model = keras_vit.ViT(image_size=16, patch_size=4, num_channels=1, hidden_size=32,
+                          num_layers=1, num_heads=2, mlp_dim=32, num_classes=1000)
+    model.save(tmp_path / "big_head.keras")
+    argv = ["evaluate", "--model", str(tmp_path / "big_head.keras"), "--few-shot",
+            "--shots", "2", "--preprocessing", "big_vision"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert "top1" not in printed and printed["fewshot_seeds"] == [0, 1, 2]
+    assert printed["fewshot_preprocessing"] == "big_vision"
+    assert len(printed["fewshot_per_seed"]["2"]) == 3
+
+
+def test_evaluate_real_command_on_mock_data(tmp_path, capsys):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    model = keras_vit.ViT(image_size=8, patch_size=4, num_channels=3, hidden_size=16,
+                          num_layers=1, num_heads=2, mlp_dim=16, num_classes=1000)
+    model.save(tmp_path / "in1k.keras")
+    with tfds.testing.mock_data(num_examples=7):
+        argv = ["evaluate", "--model", str(tmp_path / "in1k.keras"), "--data",
+                "imagenet2012_real"]
+        assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["data"] == "imagenet2012_real" and printed["num_examples"] == 7
+    assert {"top1", "real_top1", "real_num_counted", "real_num_empty"} <= set(printed)
+
+
+def test_evaluate_real_missing_is_one_line(tmp_path, capsys):
+    model = keras_vit.ViT(image_size=8, patch_size=4, num_channels=3, hidden_size=16,
+                          num_layers=1, num_heads=2, mlp_dim=16, num_classes=1000)
+    model.save(tmp_path / "in1k.keras")
+    argv = ["evaluate", "--model", str(tmp_path / "in1k.keras"), "--data",
+            "imagenet2012_real", "--data-dir", str(tmp_path / "none")]
+    assert main(argv) == 1
+    assert "ILSVRC2012_img_val.tar" in one_error_line(capsys, "evaluate")

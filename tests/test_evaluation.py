@@ -115,7 +115,7 @@ def separable_features(seed, k=5, d=32, separation=4.0, n_train=100, n_test=400)
 def test_fewshot_on_separable_features_reaches_known_accuracy():
     xt, yt, xe, ye, bayes = separable_features(seed=0)
     assert bayes == pytest.approx(0.989, abs=1e-9)  # the optimal classifier on this test set
-    result = fewshot_accuracy(xt, yt, xe, ye, num_classes=5)
+    result = fewshot_accuracy(xt, yt, xe, ye, num_classes=5, num_seeds=1)  # seed 0 alone
     assert list(result) == [1, 5, 10, 25]
     # Measured: 1-shot 0.529, 5-shot 0.9435, 10-shot 0.9675, 25-shot 0.9835.
     assert result[25] >= bayes - 0.01
@@ -135,7 +135,7 @@ def test_fewshot_on_digit_pixels_matches_sklearn_and_measured_figures():
 
     (xt, yt), (xe, ye) = load_digits_arrays("train"), load_digits_arrays("test")
     xt, xe = xt.reshape(len(xt), -1), xe.reshape(len(xe), -1)  # raw 64 pixels as features
-    result = fewshot_accuracy(xt, yt, xe, ye, num_classes=10)
+    result = fewshot_accuracy(xt, yt, xe, ye, num_classes=10, num_seeds=1)
     # Measured on the fixed 360 held-out digits, seed 0, l2 2**10.
     assert result == pytest.approx({1: 0.475, 5: 0.775, 10: 0.8361, 25: 0.8806}, abs=1e-3)
     for shots, accuracy in result.items():
@@ -156,9 +156,11 @@ def test_fewshot_on_features_independent_of_labels_is_at_chance():
 
 def test_fewshot_num_seeds_averages_seeds():
     xt, yt, xe, ye, _ = separable_features(seed=2)
-    per_seed = [fewshot_accuracy(xt, yt, xe, ye, 5, shots=(1,), seed=s)[1] for s in (4, 5, 6)]
-    averaged = fewshot_accuracy(xt, yt, xe, ye, 5, shots=(1,), seed=4, num_seeds=3)[1]
-    assert averaged == pytest.approx(np.mean(per_seed))
+    per_seed = [fewshot_accuracy(xt, yt, xe, ye, 5, shots=(1,), seed=s, num_seeds=1)[1]
+                for s in (4, 5, 6)]
+    averaged, each = fewshot_accuracy(xt, yt, xe, ye, 5, shots=(1,), seed=4, per_seed=True)
+    assert averaged[1] == pytest.approx(np.mean(per_seed))  # three seeds by default
+    assert each[1] == per_seed
     assert len(set(per_seed)) > 1
 
 
@@ -330,3 +332,81 @@ def test_bad_image_and_model_files_raise_one_line_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         load_model(tmp_path / "nothing.keras")
     assert isinstance(load_model(tmp_path / "good.keras"), keras_vit.VisionTransformer)
+
+
+# -- ImageNet ReaL ----------------------------------------------------------------
+
+
+def test_real_accuracy_by_value_on_a_hand_made_batch():
+    from keras_vit.evaluation import real_accuracy
+
+    logits = np.zeros((5, 6), dtype="float32")
+    logits[np.arange(5), [3, 1, 2, 0, 5]] = 1.0  # top-1: 3, 1, 2, 0, 5
+    sets = [[3, 4], [0], [], [0, 1, 2], [5]]  # in, out, empty (skipped), in, in
+    result = real_accuracy(logits, sets)
+    assert result == {"real_top1": 0.75, "num_counted": 4, "num_empty": 1}
+    padded = np.array([[3, 4, -1], [0, -1, -1], [-1, -1, -1], [0, 1, 2], [5, -1, -1]])
+    assert real_accuracy(logits.argmax(1), padded) == result
+    assert real_accuracy([1], [[]])["real_top1"] is None
+    with pytest.raises(ValueError, match="real_labels"):
+        real_accuracy(logits, sets[:4])
+
+
+def test_evaluate_real_on_mock_imagenet2012_real():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_vit.evaluation import evaluate_real, load_real, real_accuracy
+
+    model = tiny_vit(num_classes=1000, num_channels=3, image_size=8)
+    with tfds.testing.mock_data(num_examples=12):
+        data = load_real(8, batch_size=5)
+        batches = list(data.as_numpy_iterator())
+        result = evaluate_real(model, data)
+    images = np.concatenate([b[0] for b in batches])
+    original = np.concatenate([b[1] for b in batches])
+    sets = [row for b in batches for row in b[2]]
+    logits = model.predict(images, verbose=0)
+    assert result["num_examples"] == 12
+    assert result["top1"] == pytest.approx(np.mean(logits.argmax(1) == original))
+    expected = real_accuracy(logits, sets)
+    assert result["real_top1"] == expected["real_top1"]
+    assert result["real_num_counted"] + result["real_num_empty"] == 12
+
+
+# -- few-shot of any head, big_vision preprocessing --------------------------------
+
+
+def test_evaluate_dataset_fewshot_takes_any_head_from_features_before_it():
+    from keras_vit.evaluation import evaluate_dataset
+
+    model = tiny_vit(num_classes=3)  # digits have 10 classes
+    result = evaluate_dataset(model, "digits", shots=(1, 5), num_seeds=2)
+    assert "top1" not in result and "3 classes" in result["top_k_skipped"]
+    assert set(result["fewshot"]) == {"1", "5"} and len(result["fewshot_per_seed"]["5"]) == 2
+    assert result["fewshot"]["5"] == pytest.approx(np.mean(result["fewshot_per_seed"]["5"]))
+    assert result["fewshot_seeds"] == [0, 1]
+    # The same figures from the features before the head, computed here.
+    from keras_vit.data import load_dataset
+
+    train, _ = load_dataset("digits", "train", image_size=16, shuffle=False)
+    test, _ = load_dataset("digits", "test", image_size=16, shuffle=False)
+    f_train, l_train = extract_features(model, train)
+    f_test, l_test = extract_features(model, test)
+    _, each = fewshot_accuracy(f_train, l_train, f_test, l_test, 10, shots=(1, 5),
+                               num_seeds=2, per_seed=True)
+    assert result["fewshot_per_seed"]["5"] == pytest.approx(each[5], abs=1e-6)
+    with pytest.raises(ValueError, match="3 classes but digits has 10"):
+        evaluate_dataset(model, "digits", shots=())
+
+
+def test_big_vision_preprocessing_resizes_then_crops_the_centre():
+    from keras_vit.data import load_dataset
+    from keras_vit.evaluation import evaluation_data
+
+    model = tiny_vit(num_classes=10, image_size=(28, 28), include_preprocessing=False)
+    test, _, _ = evaluation_data(model, "digits", with_fewshot=False, batch_size=400,
+                                 preprocessing="big_vision")
+    images, _ = next(test.as_numpy_iterator())
+    big, _ = load_dataset("digits", "test", image_size=32, batch_size=400, shuffle=False)
+    expected = next(big.as_numpy_iterator())[0][:, 2:30, 2:30, :] / 127.5 - 1.0  # 28*256/224
+    np.testing.assert_allclose(images, expected, atol=1e-6)
+    assert images.min() >= -1.0 and images.max() <= 1.0

@@ -19,10 +19,11 @@ from keras_vit.cli.pretrain import add_pretrain
 from keras_vit.cli.summary import add_summary
 from keras_vit.cli.train import add_finetune, add_train
 from keras_vit.cli.visualize import add_visualize
+from keras_vit.cli.vtab import add_vtab
 
 # One entry per command, in the order `--help` lists them.
-COMMANDS = [add_summary, add_train, add_finetune, add_pretrain, add_evaluate, add_predict,
-            add_convert, add_export, add_visualize, add_benchmark]
+COMMANDS = [add_summary, add_train, add_finetune, add_pretrain, add_evaluate, add_vtab,
+            add_predict, add_convert, add_export, add_visualize, add_benchmark]
 
 
 def build_parser():

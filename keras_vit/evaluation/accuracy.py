@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from keras_vit.evaluation.fewshot import L2_REG, SHOTS, fewshot_accuracy
+from keras_vit.evaluation.fewshot import L2_REG, NUM_SEEDS, SHOTS, fewshot_accuracy
 from keras_vit.utils import check_positive_int
 
 
@@ -84,8 +84,9 @@ def evaluate(
     shots=SHOTS,
     l2_reg=L2_REG,
     seed=0,
-    num_seeds=1,
+    num_seeds=NUM_SEEDS,
     batch_size=64,
+    num_classes=None,
 ):
     """Top-k accuracy of `model` on `data`, and few-shot linear accuracy.
 
@@ -105,13 +106,17 @@ def evaluate(
         shots: few-shot shot counts per class. Defaults to (1, 5, 10, 25).
         l2_reg: few-shot ridge penalty. Defaults to 2**10 (big_vision).
         seed: seed of the shot selection. Defaults to 0.
-        num_seeds: few-shot selections averaged. Defaults to 1.
+        num_seeds: few-shot selections (seeds seed, seed+1, ...), each
+            reported, and their mean. Defaults to 3 (big_vision).
         batch_size: batch size for array input. Defaults to 64.
+        num_classes: the data's classes for few-shot. Defaults to the
+            model's outputs (1 + the largest label for a model without head).
 
     Returns:
         A dict: "num_examples", "top1", "top5", ... (those that apply),
-        "fewshot" {"1": acc, "5": acc, ...} when `fewshot_data` is given,
-        "fewshot_l2_reg", "fewshot_seed", "fewshot_num_seeds", "seconds".
+        "fewshot" {"1": mean acc, "5": ...} when `fewshot_data` is given,
+        "fewshot_per_seed" {"1": [acc of each seed], ...}, "fewshot_seeds",
+        "fewshot_l2_reg", "seconds".
 
     Example:
 
@@ -142,17 +147,16 @@ def evaluate(
 
     logits, features, labels = forward(data)
     results = {"num_examples": int(labels.shape[0])}
-    num_classes = None
     if has_head:
-        num_classes = logits.shape[1]
+        num_classes = num_classes or logits.shape[1]
         for k in top_k:
-            if check_positive_int("top_k", k) == 1 or num_classes > k:  # top-5 where K > 5
+            if check_positive_int("top_k", k) == 1 or logits.shape[1] > k:  # top-5 where K > 5
                 results[f"top{k}"] = top_k_accuracy(logits, labels, k)
     if fewshot_data is not None:
         _, train_features, train_labels = forward(fewshot_data)
         if num_classes is None:
             num_classes = int(max(labels.max(), train_labels.max())) + 1
-        accuracies = fewshot_accuracy(
+        accuracies, each = fewshot_accuracy(
             train_features,
             train_labels,
             features,
@@ -162,11 +166,12 @@ def evaluate(
             l2_reg=l2_reg,
             seed=seed,
             num_seeds=num_seeds,
+            per_seed=True,
         )
         results["fewshot"] = {str(n): acc for n, acc in accuracies.items()}
+        results["fewshot_per_seed"] = {str(n): accs for n, accs in each.items()}
+        results["fewshot_seeds"] = list(range(int(seed), int(seed) + int(num_seeds)))
         results["fewshot_l2_reg"] = float(l2_reg)
-        results["fewshot_seed"] = int(seed)
-        results["fewshot_num_seeds"] = int(num_seeds)
     results["seconds"] = round(time.perf_counter() - start, 3)
     return results
 
