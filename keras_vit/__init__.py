@@ -1,41 +1,92 @@
 """keras-vit: the Vision Transformer of "An Image is Worth 16x16 Words" for Keras 3.
 
-This module only re-exports; nothing is defined here. It imports neither
-tensorflow nor tensorflow_datasets, so it works on JAX- or PyTorch-only machines.
+This module only re-exports; nothing is defined here. Names and subpackages
+load on first use (a module `__getattr__`, as SciPy does), so `import keras_vit`
+costs nothing until it is used and `keras-vit --help` never starts TensorFlow;
+`keras_vit.data`, `keras_vit.training`, ... are attributes like any other.
+
+Everything a saved model can name (layers, models, the learning-rate schedule
+in a compile config) is registered with Keras as soon as Keras is imported,
+before or after this package, so `import keras, keras_vit;
+keras.models.load_model("model.keras")` works with no `custom_objects`.
 """
 
-from keras_vit.layers import (
-    MLP,
-    DropPath,
-    MultiHeadSelfAttention,
-    PatchEncoder,
-    Patches,
-    PositionEmbedding,
-    TokenPooling,
-    TransformerBlock,
-)
-from keras_vit.layers.std_conv2d import StdConv2D
-from keras_vit.models import (
-    VARIANTS,
-    ViT,
-    ViTBase16,
-    ViTBase32,
-    ViTConfig,
-    ViTHuge14,
-    ViTHybridBase16,
-    ViTLarge16,
-    ViTLarge32,
-    ViTSmall16,
-    ViTTiny16,
-    VisionTransformer,
-    variant_config,
-)
-from keras_vit import evaluation  # numpy and keras only; no tensorflow
-from keras_vit.surgery import (
-    replace_head,
-    resample_position_embeddings,
-    resize_position_embeddings,
-)
-from keras_vit.checkpoints import convert_checkpoint
+import importlib
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    **dict.fromkeys(
+        ("MLP", "DropPath", "MultiHeadSelfAttention", "PatchEncoder", "Patches",
+         "PositionEmbedding", "StdConv2D", "TokenPooling", "TransformerBlock"),
+        "keras_vit.layers",
+    ),
+    **dict.fromkeys(
+        ("VARIANTS", "ViT", "ViTBase16", "ViTBase32", "ViTConfig", "ViTHuge14",
+         "ViTHybridBase16", "ViTLarge16", "ViTLarge32", "ViTSmall16", "ViTTiny16",
+         "VisionTransformer", "variant_config"),
+        "keras_vit.models",
+    ),
+    **dict.fromkeys(
+        ("replace_head", "resample_position_embeddings", "resize_position_embeddings"),
+        "keras_vit.surgery",
+    ),
+    "convert_checkpoint": "keras_vit.checkpoints",
+}
+_SUBMODULES = (
+    "analysis", "checkpoints", "cli", "data", "errors", "evaluation", "export", "layers",
+    "models", "pretraining", "surgery", "training", "utils",
+)
+# Modules holding every class a `.keras` file may name (registered on import).
+_REGISTERING = ("keras_vit.layers", "keras_vit.models", "keras_vit.training.schedules")
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module 'keras_vit' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
+
+
+def _register_keras_objects():
+    for module in _REGISTERING:
+        importlib.import_module(module)
+
+
+class _AfterKerasImport:
+    """A meta-path finder that registers keras_vit's classes once Keras has loaded."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            _register_keras_objects()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_keras_objects()
+elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKerasImport())
