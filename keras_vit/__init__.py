@@ -66,27 +66,50 @@ def _register_keras_objects():
         importlib.import_module(module)
 
 
-class _AfterKerasImport:
-    """A meta-path finder that registers keras_vit's classes once Keras has loaded."""
+class _RegisterWhenKerasLoads:
+    """A meta-path finder: once Keras is loaded and no keras_vit module is half-imported,
+    imports `_REGISTERING` (once), then steps aside.
+
+    It watches the imports of `keras` and of keras_vit's submodules; registering in the
+    middle of a keras_vit import (which is what imports Keras, mostly) would meet that
+    module half-initialised, so it waits for the outermost one to finish.
+    """
+
+    def __init__(self):
+        self.depth = 0  # keras_vit submodules being executed right now
+        self.busy = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if self.busy or not (name == "keras" or name.startswith(__name__ + ".")):
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
-        if spec is None or spec.loader is None:
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(name)  # what the other finders would give
+        finally:
+            self.busy = False
+        if spec is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        load = spec.loader.exec_module
+        load, inner = spec.loader.exec_module, name != "keras"
 
         def exec_module(module):
-            load(module)
-            _register_keras_objects()
+            self.depth += inner
+            try:
+                load(module)
+            finally:
+                self.depth -= inner
+            self.register_if_ready()
 
         spec.loader.exec_module = exec_module
         return spec
 
+    def register_if_ready(self):
+        if self.depth or "keras" not in sys.modules or self not in sys.meta_path:
+            return
+        sys.meta_path.remove(self)
+        _register_keras_objects()
+
 
 if "keras" in sys.modules:
     _register_keras_objects()
-elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
-    sys.meta_path.insert(0, _AfterKerasImport())
+elif not any(type(f).__name__ == "_RegisterWhenKerasLoads" for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenKerasLoads())

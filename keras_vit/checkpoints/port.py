@@ -9,8 +9,10 @@ weight left unset, is an error naming them (nanoGPT's "every key used").
 
 import numpy as np
 
+from keras_vit.errors import KerasViTError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(KerasViTError):
     """A checkpoint that cannot be read or does not fit the model."""
 
 
