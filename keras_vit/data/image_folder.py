@@ -32,7 +32,12 @@ def image_folder_shape(path, sample=32):
     `sample` files; grayscale 1, RGB 3, RGBA 4)."""
     import tensorflow as tf
 
-    files = _image_files(os.fspath(path), sample)
+    path = os.fspath(path)
+    if not any(os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
+        raise DataError(
+            f"Received an invalid value for argument `name`: the folder {path} "
+            "has no class sub-folders (expected one sub-folder of images per class).")
+    files = _image_files(path, sample)
     if not files:
         raise DataError(
             f"Received an invalid value for argument `data`: the folder {path} holds no "

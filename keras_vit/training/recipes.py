@@ -23,7 +23,7 @@ DIGITS_RECIPE = dict(
     model="digits", image_size=16, epochs=60, batch_size=32, learning_rate=2e-3,
     weight_decay=0.05,
     warmup_epochs=3, decay="cosine", label_smoothing=0.1, dropout_rate=0.0,
-    drop_path_rate=0.0, augment="auto", jit_compile_cpu=True,
+    drop_path_rate=0.0, augment="auto",
 )
 # `keras-vit train --data FOLDER` of small images (<= 64 px) with no --model or
 # --image-size: the digits model at the images' own size, cut into a grid of about
@@ -31,13 +31,13 @@ DIGITS_RECIPE = dict(
 SMALL_IMAGES_RECIPE = dict(
     model="small", image_size=None, epochs=30, batch_size=64, learning_rate=2e-3,
     weight_decay=0.05, warmup_epochs=3, decay="cosine", label_smoothing=0.1,
-    dropout_rate=0.0, drop_path_rate=0.0, augment="translate", jit_compile_cpu=True,
+    dropout_rate=0.0, drop_path_rate=0.0, augment="translate",
 )
 # From scratch on anything else: the paper's optimiser at a small-data scale.
 PRETRAIN_RECIPE = dict(
     model="Ti/16", image_size=None, epochs=100, batch_size=128, learning_rate=1e-3, weight_decay=0.05,
     warmup_epochs=5, decay="cosine", label_smoothing=0.1, dropout_rate=0.0,
-    drop_path_rate=0.1, augment="auto", jit_compile_cpu=False,
+    drop_path_rate=0.1, augment="auto",
 )
 # Paper App. B.1.1: SGD momentum 0.9, batch 512, cosine decay, no weight decay,
 # clip 1; the learning rate is swept over {0.001, 0.003, 0.01, 0.03}.

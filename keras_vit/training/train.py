@@ -46,7 +46,13 @@ from keras_vit.training.recipes import (
     make_schedule,
     pretraining_optimizer,
 )
-from keras_vit.utils import atomic_path, atomic_write_text, to_hw
+from keras_vit.utils import (
+    atomic_path,
+    atomic_write_text,
+    auto_jit_compile,
+    has_accelerator,
+    to_hw,
+)
 
 
 def _log(message, verbose):
@@ -54,34 +60,17 @@ def _log(message, verbose):
         print(message, file=sys.stderr, flush=True)
 
 
-def _has_accelerator():
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.default_backend() != "cpu"
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
-def resolve_jit_compile(jit_compile, cpu_default=False):
-    """`"auto"`: on for GPU/TPU; on a CPU only where measured faster (`cpu_default`)."""
+def resolve_jit_compile(jit_compile, model=None):
+    """`"auto"` (or None): keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`;
+    "on"/"off" (and True/False, "true"/"false") as given."""
     if jit_compile == "auto" or jit_compile is None:
-        return True if _has_accelerator() else bool(cpu_default)
+        return auto_jit_compile(model)
     if isinstance(jit_compile, str):
         if jit_compile.lower() in ("on", "true", "1", "yes"):
             return True
         if jit_compile.lower() in ("off", "false", "0", "no"):
             return False
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `jit_compile`, expected "
             f"'auto', True or False. Received: jit_compile={jit_compile!r}"
         )
@@ -137,7 +126,7 @@ def _distribution_scope(distribute, verbose):
 def _policy(mixed_precision):
     if not mixed_precision:
         return None
-    return "mixed_float16" if _has_accelerator() else "mixed_bfloat16"
+    return "mixed_float16" if has_accelerator() else "mixed_bfloat16"
 
 
 def _to_one_hot(dataset, num_classes, one_hot_labels):
@@ -455,7 +444,6 @@ class _Run:
         self.start = time.time()
         self.recipe = dict(defaults)
         self.recipe.update({k: v for k, v in given.items() if v is not None})
-        jit_cpu = self.recipe.pop("jit_compile_cpu", False)
         _check_recipe(self.recipe)
         self.output_dir = os.fspath(output_dir or default_output_dir(data, command))
         check_output_dir(self.output_dir)
@@ -463,12 +451,10 @@ class _Run:
         self.distribute = bool(distribute)
         self.accumulation = gradient_accumulation_steps
         self.dtype = _policy(mixed_precision)
-        self.jit = resolve_jit_compile(jit_compile, jit_cpu)
+        self.jit_compile = jit_compile
         keras.utils.set_random_seed(seed)
         _check_accumulation(gradient_accumulation_steps, distribute)
         self.scope, self.replicas = _distribution_scope(distribute, verbose not in (0, False))
-        if distribute and self.jit and not _has_accelerator():
-            self.jit = False  # XLA across virtual CPU replicas is not supported by TF
         self.record = dict(data=str(data), seed=seed, mixed_precision=bool(mixed_precision),
                            distribute=self.distribute, replicas=self.replicas,
                            gradient_accumulation_steps=gradient_accumulation_steps)
@@ -494,12 +480,15 @@ class _Run:
     def fit(self, model, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
             overwrite, command):
         if steps_per_execution is None:
-            steps_per_execution = (1 if _has_accelerator() or self.distribute
+            steps_per_execution = (1 if has_accelerator() or self.distribute
                                    else _divisor(self.steps))
         self.record["image_size"] = list(model.config.image_hw)
-        with self.scope():
+        with self.scope():  # under the strategy: the XLA policy sees it
+            jit = resolve_jit_compile(self.jit_compile, model)
+            if self.distribute and not has_accelerator():
+                jit = False  # XLA across virtual CPU replicas is not supported by TF
             return _fit(model, optimizer, train_ds, test_ds, info, self.output_dir,
-                        self.recipe, self.record, jit_compile=self.jit,
+                        self.recipe, self.record, jit_compile=jit,
                         steps_per_execution=steps_per_execution, steps=self.steps,
                         verbose=self.verbose, tensorboard=tensorboard, start=self.start,
                         overwrite=overwrite, command=command)
@@ -543,8 +532,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         seed: int, for initialisation, shuffling and augmentation. Defaults to 0.
         mixed_precision: bool, mixed_float16 on a GPU, mixed_bfloat16 on a
             CPU. Defaults to False.
-        jit_compile: "auto" (XLA on GPU/TPU; on a CPU only where the recipe
-            measured it faster), True or False. Defaults to "auto".
+        jit_compile: "auto" (`keras_vit.utils.auto_jit_compile`, the policy a
+            model's own `compile` follows too), True or False. Defaults to "auto".
         distribute: bool, data-parallel over all devices: MirroredStrategy
             on TensorFlow, keras.distribution.DataParallel on JAX.
         gradient_accumulation_steps: int, apply the summed gradients of this
