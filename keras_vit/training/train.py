@@ -371,13 +371,19 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, recipe, record, 
         callbacks.append(keras.callbacks.TensorBoard(
             os.path.join(output_dir, "logs"), write_graph=False, update_freq="epoch"
         ))
+    model_path = os.path.join(output_dir, "model.keras")
+    metrics_path = os.path.join(output_dir, "metrics.json")
+    if done >= epochs and os.path.isfile(model_path) and os.path.isfile(metrics_path):
+        _log(f"All {epochs} epochs of the run in {output_dir} were already done; its files "
+             "are left as they are.", verbose_log)
+        with open(metrics_path) as f:
+            return json.load(f)
     if done < epochs:
         model.fit(train_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks,
                   verbose=_progress_verbosity(verbose), shuffle=False)  # tf.data shuffles
     else:
         _log(f"All {epochs} epochs were already done; evaluating the saved state.",
              verbose_log)
-    model_path = os.path.join(output_dir, "model.keras")
     if checkpoint.diverged is not None:
         epoch, batch = checkpoint.diverged
         good = checkpoint.restore(model)  # the last committed (finite) state
@@ -404,8 +410,7 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, recipe, record, 
         command=command,
         config=config,
     )
-    atomic_write_text(os.path.join(output_dir, "metrics.json"),
-                      json.dumps(metrics, indent=2, default=str) + "\n")
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=str) + "\n")
     _log(f"Test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_examples']} "
          f"images; model in {model_path}.", verbose_log)
     return metrics
