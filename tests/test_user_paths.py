@@ -342,3 +342,30 @@ def test_tensorflow_start_up_lines_only_with_verbose():
     if tf_lines(bare.stderr):
         loud = _cli("--verbose", *args)
         assert loud.returncode == 0 and tf_lines(loud.stderr), loud.stderr[-3000:]
+
+
+def test_run_folder_rules_without_training(tmp_path):
+    """The rerun rules on a folder as `train` leaves it (cheap twin of the walk above)."""
+    import keras_vit
+    from keras_vit.errors import RunFolderError
+    from keras_vit.training.train import _prepare_run_folder as prepare
+
+    old = dict(epochs=4, seed=0, mixed_precision=False, jit_compile=True,
+               model_config=dict(num_layers=1, hidden_size=16))
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text(json.dumps(
+        dict(epoch=4, weights="epoch-4.weights.h5", config=old)))
+    (tmp_path / "model.keras").write_text("the user's model")
+    assert keras_vit.training.recorded_config(str(tmp_path)) == old
+    prepare(str(tmp_path), dict(old, jit_compile=False), False, False)  # execution detail
+    prepare(str(tmp_path), dict(old, epochs=6), False, False)  # extends
+    for new, shown in ((dict(old, epochs=2), "epochs 4 -> 2"),
+                       (dict(old, seed=1), "seed 0 -> 1"),
+                       (dict(old, model_config=dict(num_layers=2, hidden_size=16)),
+                        "num_layers 1 -> 2")):
+        with pytest.raises(RunFolderError, match="--overwrite") as error:
+            prepare(str(tmp_path), new, False, False)
+        assert shown in str(error.value) and str(tmp_path) in str(error.value)
+    assert (tmp_path / "model.keras").read_text() == "the user's model"
+    prepare(str(tmp_path), dict(old, seed=1), True, False)  # --overwrite: start over
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
