@@ -4,6 +4,7 @@ import shlex
 
 from keras_vit.cli.common import add_set_argument, parse_fields
 
+
 def _recipe_arguments(p, defaults):
     """Options shared by `train` and `finetune`; None takes the recipe's value."""
     p.add_argument("--data", default="digits",
