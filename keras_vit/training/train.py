@@ -29,7 +29,7 @@ import time
 import keras
 import numpy as np
 
-from keras_vit.data import load_dataset
+from keras_vit import data as datasets  # looked up at call time (tests patch it)
 from keras_vit.data.image_folder import image_folder_shape, is_image_folder
 from keras_vit.errors import ArgumentError, RunFolderError
 from keras_vit.models import VisionTransformer, ViTConfig, variant_config
@@ -470,9 +470,10 @@ class _Run:
         common = dict(image_size=image_size, batch_size=self.recipe["batch_size"],
                       seed=self.seed, data_dir=data_dir, manual_dir=manual_dir,
                       num_channels=num_channels)
-        train_ds, info = load_dataset(self.data, "train", augment=self.recipe["augment"],
-                                      drop_remainder=self.distribute, **common)
-        test_ds, _ = load_dataset(self.data, "test", augment=None, **common)
+        train_ds, info = datasets.load_dataset(
+            self.data, "train", augment=self.recipe["augment"],
+            drop_remainder=self.distribute, **common)
+        test_ds, _ = datasets.load_dataset(self.data, "test", augment=None, **common)
         self.steps = _steps_per_epoch(info, train_ds, self.recipe["batch_size"],
                                       self.distribute)
         return train_ds, test_ds, info
@@ -682,7 +683,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
                distribute, gradient_accumulation_steps, mixed_precision, verbose)
     with run.scope():
         # Probe the data set for its classes first, then load at the model's size.
-        _, probe = load_dataset(data, "test", batch_size=1, data_dir=data_dir,
+        _, probe = datasets.load_dataset(data, "test", batch_size=1, data_dir=data_dir,
                                 manual_dir=manual_dir)
         vit = load_for_finetuning(weights, probe.num_classes, image_size, dtype=run.dtype)
     # Read at the model's size and channel count (gray and colour converted).
