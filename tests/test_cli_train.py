@@ -36,7 +36,7 @@ def test_train_writes_model_metrics_history_and_logs(tmp_path):
                             "command"}
     assert metrics["config"]["model_config"]["num_layers"] == 1
     assert metrics["command"].startswith("keras-vit train --epochs 1")
-    printed = json.loads(out.stdout[out.stdout.rindex("{\n"):])  # after the progress bar
+    printed = json.loads(out.stdout[out.stdout.index("{\n"):])  # after the progress lines
     assert printed["test_accuracy"] == metrics["test_accuracy"]
 
 

@@ -14,8 +14,10 @@ import numpy as np
 
 POSITION_EMBEDDING = "patch_encoder/position_embedding/embeddings"
 
+from keras_vit.errors import KerasViTError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(KerasViTError):
     """A checkpoint that cannot be read or does not fit the model."""
 
 

@@ -3,14 +3,15 @@
 One module per command (`keras_vit/cli/<command>.py`), each with an `add_<command>`
 function that registers its sub-parser and sets `run` to a function taking the parsed
 arguments; the work itself is a library function a user can call from Python too.
-Command modules import nothing heavy at module level, so `--help` stays fast.
+Command modules import nothing heavy at module level, so `--help` and argument errors
+never start Keras or TensorFlow.
 """
 
 import argparse
 import sys
 
 from keras_vit.cli.benchmark import add_benchmark
-from keras_vit.cli.common import CommandError, parse_field_value
+from keras_vit.cli.common import is_user_error, quiet_tensorflow
 from keras_vit.cli.convert import add_convert
 from keras_vit.cli.evaluate import add_evaluate
 from keras_vit.cli.export import add_export
@@ -25,27 +26,38 @@ from keras_vit.cli.vtab import add_vtab
 COMMANDS = [add_summary, add_train, add_finetune, add_pretrain, add_evaluate, add_vtab,
             add_predict, add_convert, add_export, add_visualize, add_benchmark]
 
+_VERBOSE_HELP = "show TensorFlow's start-up log lines (hidden by default)"
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-vit",
         description="Vision Transformers (An Image is Worth 16x16 Words) in Keras 3.",
     )
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    for command in sub.choices.values():  # also after the command: `keras-vit train --verbose`
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=_VERBOSE_HELP)
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    args.argv = argv[argv.index(args.command) + 1:]  # as typed after the command, recorded
+    quiet_tensorflow(args.verbose)
     try:
         return args.run(args) or 0
-    except (CommandError, ValueError, FileNotFoundError) as error:
+    except Exception as error:  # noqa: BLE001 - a bug is re-raised with its traceback
+        if not is_user_error(error):
+            raise
         print(f"keras-vit {args.command}: error: {error}", file=sys.stderr)
         return 1
 

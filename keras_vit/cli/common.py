@@ -1,31 +1,82 @@
-"""What every command shares: the one-line error type and the `--set` grammar."""
+"""What every command shares: the one-line error rule, the `--set` grammar, quiet start-up."""
+
+import json
+import os
+
+from keras_vit.errors import ArgumentError, KerasViTError
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
+class CommandError(KerasViTError):
+    """A user-facing failure found by a command itself: one line, exit status 1."""
+
+
+def is_user_error(error):
+    """True for what `keras-vit` prints as one line; anything else keeps its traceback.
+
+    keras_vit's own error types (`keras_vit.errors`) always. Until every module raises
+    them, a ValueError or FileNotFoundError raised by a `raise` statement in keras_vit's
+    own code counts too (its checks of what a user gave); the same types raised inside
+    Keras, TensorFlow or NumPy are bugs of ours and keep their traceback.
+    """
+    if isinstance(error, KerasViTError):
+        return True
+    if not isinstance(error, (ValueError, FileNotFoundError)):
+        return False
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(
+        _PACKAGE + os.sep)
+
+
+def quiet_tensorflow(verbose=False):
+    """Hides TensorFlow's C++ start-up lines (oneDNN, cudart, CPU features) unless
+    `verbose`; must run before tensorflow is imported. A value the user set stands."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def add_set_argument(parser, what="a ViTConfig field"):
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE",
+        help=f"{what}, e.g. --set num_layers=6 or --set image_size=16,16 (repeatable; "
+        "values are JSON, or true/false/none, numbers, comma-separated lists, text)")
+
+
+def add_checkpoint_arguments(parser):
+    """`--variant` and `--set`: what a checkpoint file does not record (every command
+    that reads a checkpoint takes both)."""
+    parser.add_argument("--variant", default=None,
+                        help="e.g. B/16, for what the checkpoint file does not record")
+    add_set_argument(parser)
 
 
 def parse_fields(items):
-    """`--set FIELD=VALUE` pairs as a dict; values read as JSON where they parse."""
-    import json
-
+    """`--set FIELD=VALUE` pairs as a dict (see `parse_field_value`)."""
     fields = {}
     for item in items:
         name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise CommandError(f"--set expects FIELD=VALUE, got {item!r}")
-        try:
-            fields[name.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            fields[name.strip()] = text
+        if not sep or not name.strip():
+            raise ArgumentError(
+                f"Received an invalid value for argument `--set`, expected FIELD=VALUE. "
+                f"Received: --set {item!r}")
+        fields[name.strip()] = parse_field_value(text.strip())
     return fields
 
 
 def parse_field_value(text):
-    """A `--set` value: true/false, none, ints, floats, comma lists, else the string."""
+    """A `--set` value: JSON where it parses (`[16, 16]`, `0.1`, `"gap"`, `null`),
+    else true/false/none (any case), a comma list (`16,16` -> (16, 16)), an int, a float,
+    or the text itself (`gap`)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
     if "," in text:
-        return tuple(parse_field_value(t) for t in text.split(",") if t.strip())
-    low = text.strip().lower()
+        return tuple(parse_field_value(t.strip()) for t in text.split(",") if t.strip())
+    low = text.lower()
     if low in ("true", "false"):
         return low == "true"
     if low in ("none", "null"):

@@ -1,6 +1,7 @@
 """`keras-vit convert`."""
 
-from keras_vit.cli.common import CommandError, parse_field_value
+from keras_vit.cli.common import CommandError, add_checkpoint_arguments, parse_fields
+
 
 def add_convert(sub):
     p = sub.add_parser(
@@ -15,43 +16,28 @@ def add_convert(sub):
     p.add_argument("--output", required=True, metavar="OUT.keras", help="the .keras file to write")
     p.add_argument("--format", choices=("npz", "timm", "hf"), default=None,
                    help="source format (default: inferred)")
-    p.add_argument("--variant", default=None, help="e.g. B/16, for what the file does not record")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a ViTConfig field, e.g. --set num_heads=3 (repeatable)")
+    add_checkpoint_arguments(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing --output")
 
     def run(args):
         import os
-        import tempfile
+
+        import keras_vit
+        from keras_vit.utils import atomic_path
 
         if not args.output.endswith(".keras"):
             raise CommandError(f"--output must end in .keras; got {args.output!r}")
         if os.path.exists(args.output) and not args.force:
             raise CommandError(f"{args.output} exists; pass --force to overwrite it")
-        overrides = {}
-        for item in args.set:
-            field, sep, value = item.partition("=")
-            if not sep or not field.strip():
-                raise CommandError(f"--set expects FIELD=VALUE; got {item!r}")
-            overrides[field.strip()] = parse_field_value(value.strip())
-
-        import keras_vit
-
+        overrides = parse_fields(args.set)
         try:
             model = keras_vit.convert_checkpoint(
                 args.source, format=args.format, variant=args.variant, **overrides
             )
         except OSError as error:
-            raise CommandError(f"cannot read {args.source}: {error}") from None
-        folder = os.path.dirname(os.path.abspath(args.output))
-        fd, tmp = tempfile.mkstemp(suffix=".keras", prefix=".convert-", dir=folder)
-        os.close(fd)
-        try:  # write next to the output, then rename: never a half-written file
+            raise CommandError(f"cannot read {args.source}: {error}") from error
+        with atomic_path(args.output) as tmp:  # never a half-written file; the user's umask
             model.save(tmp)
-            os.replace(tmp, args.output)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         c = model.config
         print(
             f"wrote {args.output}: {c.num_layers} layers, width {c.hidden_size}, "

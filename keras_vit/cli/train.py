@@ -1,9 +1,9 @@
 """`keras-vit train` and `keras-vit finetune`."""
 
-import os
-import sys
+import shlex
 
-from keras_vit.cli.common import parse_fields
+from keras_vit.cli.common import add_set_argument, parse_fields
+
 
 def _recipe_arguments(p, defaults):
     """Options shared by `train` and `finetune`; None takes the recipe's value."""
@@ -12,7 +12,12 @@ def _recipe_arguments(p, defaults):
                    "imagenet2012, or an image folder (default: digits)")
     p.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     p.add_argument("--manual-dir", default=None, help="imagenet2012: folder of its tar files")
-    p.add_argument("--output-dir", default=None, help=f"run folder (default: {defaults})")
+    p.add_argument("--output-dir", default=None, help=f"run folder (default: {defaults}); "
+                   "run again with the same options to resume it, or a larger --epochs "
+                   "to extend it")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an --output-dir that holds another run (its model, "
+                   "metrics, history, checkpoint and logs are deleted)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="global batch size")
     p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
@@ -27,7 +32,7 @@ def _recipe_arguments(p, defaults):
     p.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on a GPU, mixed_bfloat16 on a CPU")
     p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
-                   help="XLA: auto = on for GPU/TPU, off on a CPU unless measured faster")
+                   help="XLA (default: auto, see keras_vit.training.resolve_jit_compile)")
     p.add_argument("--distribute", action="store_true",
                    help="data-parallel over all devices (MirroredStrategy on TensorFlow, "
                    "keras.distribution.DataParallel on JAX)")
@@ -45,35 +50,20 @@ def _recipe_kwargs(args):
         image_size=args.image_size, seed=args.seed, mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile, distribute=args.distribute,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        tensorboard=not args.no_tensorboard,
+        tensorboard=not args.no_tensorboard, overwrite=args.overwrite,
+        command=" ".join(["keras-vit", args.command] + [shlex.quote(a) for a in args.argv]),
     )
 
 
 def _run_recipe(args, command, *positional, **extra):
     """`keras-vit train|finetune`: keras_vit.training.<command>, then its metrics."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
+    import json
+
     from keras_vit import training
 
-    kwargs = dict(_recipe_kwargs(args), **extra)
-    kwargs["output_dir"] = args.output_dir or training.default_output_dir(args.data, command)
-    metrics = getattr(training, command)(*positional, **kwargs)
-    _print_metrics(metrics, command, kwargs["output_dir"])
+    metrics = getattr(training, command)(*positional, **_recipe_kwargs(args), **extra)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     return 0
-
-
-def _print_metrics(metrics, command, output_dir):
-    import json
-    import shlex
-
-    shown = {k: v for k, v in metrics.items() if k != "config"}
-    print(json.dumps(shown, indent=2))
-    # Record how the run was made next to its metrics.
-    path = os.path.join(output_dir, "metrics.json")
-    with open(path) as f:
-        saved = json.load(f)
-    saved["command"] = " ".join(["keras-vit", command] + [shlex.quote(a) for a in sys.argv[2:]])
-    with open(path, "w") as f:
-        json.dump(saved, f, indent=2)
 
 
 def add_train(sub):
@@ -86,13 +76,14 @@ def add_train(sub):
         "DIR/logs; run again with the same --output-dir to resume after an interruption.",
     )
     p.add_argument("--model", default=None,
-                   help="'digits' (the small default for digits), a variant such as Ti/16")
+                   help="'digits' (the default for digits), 'small' (the default for a "
+                   "folder of images up to 64 px: the digits model with a ~7x7 patch grid), "
+                   "or a variant such as Ti/16 (the default otherwise)")
     _recipe_arguments(p, "runs/<data>")
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--dropout-rate", type=float, default=None)
     p.add_argument("--drop-path-rate", type=float, default=None, help="stochastic depth")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any other ViTConfig field, e.g. --set num_layers=6 (repeatable)")
+    add_set_argument(p, "any other ViTConfig field")
 
     def run(args):
         return _run_recipe(args, "train", model=args.model, weight_decay=args.weight_decay,

@@ -6,6 +6,8 @@ RandomTranslation, RandAugment, MixUp and CutMix, which run inside tf.data.
 
 import numbers
 
+from keras_vit.errors import ArgumentError
+
 AUGMENTATIONS = {
     "translate": "random whole-pixel shifts of up to 1/8 of each side, zero fill (digits)",
     "crop_flip": "resize 1/8 larger, random crop back, random horizontal flip",
@@ -43,7 +45,7 @@ def parse_augment(augment, default=("crop_flip",)):
         elif name in AUGMENTATIONS:
             names.append(name)
         else:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `augment`, expected "
                 f"'none', 'auto' or names among {', '.join(AUGMENTATIONS)} "
                 f"joined by '+'. Received: augment={name!r}"
@@ -134,7 +136,7 @@ def check_image_size(image_size):
         or not all(isinstance(s, numbers.Integral) and s > 0 for s in image_size)
     ):
         image_size = given
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `image_size`, expected "
             "None, a positive int or an (height, width) pair. "
             f"Received: image_size={image_size!r}"

@@ -10,8 +10,9 @@ from keras_vit.data.augmentation import (
     parse_augment,
 )
 from keras_vit.data.digits import load_digits_arrays
-from keras_vit.data.image_folder import is_image_folder, load_image_folder
+from keras_vit.data.image_folder import image_folder_shape, is_image_folder, load_image_folder
 from keras_vit.data.tfds_datasets import TFDS_DATASETS, load_tfds
+from keras_vit.errors import ArgumentError
 
 DATASETS = ("digits",) + tuple(TFDS_DATASETS)
 DEFAULT_IMAGE_SIZE = (224, 224)  # for data sets whose images vary in size
@@ -43,13 +44,15 @@ def load_dataset(
     manual_dir=None,
     drop_remainder=False,
     cache=None,
+    num_channels=None,
 ):
     """Loads a data set as a batched `tf.data.Dataset` of (images, labels).
 
     Signature (stable; the training and evaluation code build on it):
     `load_dataset(name="digits", split="train", image_size=None,
     batch_size=128, shuffle=None, augment=None, seed=0, data_dir=None,
-    manual_dir=None, drop_remainder=False, cache=None) -> (dataset, info)`.
+    manual_dir=None, drop_remainder=False, cache=None, num_channels=None)
+    -> (dataset, info)`.
 
     Images are float32 (B, H, W, C) pixels in [0, 255] (the models normalise
     inside); labels are int32 (B,), or float32 one-hot (B, K) when MixUp or
@@ -65,8 +68,9 @@ def load_dataset(
             tfds slice such as "train[:90%]" for tfds data sets). Digits keep
             a fixed stratified 20 % (360 images) as "test". Defaults to
             "train".
-        image_size: None (the native size: 8 for digits, 32 for CIFAR, 224
-            for data sets whose images vary), an int or (height, width):
+        image_size: None (the native size: 8 for digits, 32 for CIFAR, the
+            size most images of a folder have, 224 for tfds data sets whose
+            images vary), an int or (height, width):
             images are resized (bilinear) to it. Defaults to None.
         batch_size: int, images per batch. Defaults to 128.
         shuffle: bool; None shuffles the "train" split only. Defaults to None.
@@ -81,7 +85,10 @@ def load_dataset(
             Defaults to None.
         drop_remainder: drop a last partial batch. Defaults to False.
         cache: cache the decoded, resized examples in memory. None caches
-            digits and CIFAR only. Defaults to None.
+            digits, CIFAR and folders of small images. Defaults to None.
+        num_channels: None (the images' own count) or 1, 3 or 4: images are
+            converted (gray repeated to RGB, RGB to luma gray), e.g. to the
+            channel count of the model they are for. Defaults to None.
 
     Returns:
         `(dataset, info)`: the batched, prefetched `tf.data.Dataset` and a
@@ -104,7 +111,7 @@ def load_dataset(
 
     image_size = check_image_size(image_size)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `batch_size`, expected a "
             f"positive integer. Received: batch_size={batch_size!r}"
         )
@@ -115,7 +122,7 @@ def load_dataset(
     if name == "digits":
         images, labels = load_digits_arrays(split)
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-        num_classes, num_channels, native = 10, 1, (8, 8)
+        num_classes, native_channels, native = 10, 1, (8, 8)
         num_examples = len(labels)
         class_names = tuple(str(i) for i in range(10))
         default_augment = ("translate",)
@@ -126,27 +133,32 @@ def load_dataset(
             name, split, data_dir=data_dir, manual_dir=manual_dir,
             shuffle_files=shuffle, seed=seed,
         )
-        num_classes, num_channels = spec.num_classes, 3
+        num_classes, native_channels = spec.num_classes, 3
         native = spec.native_size or DEFAULT_IMAGE_SIZE
         default_augment = ("crop_flip",)
         small = spec.native_size is not None
         cardinality = int(dataset.cardinality())
         num_examples = cardinality if cardinality >= 0 else None
     elif is_image_folder(name):
-        native = image_size or DEFAULT_IMAGE_SIZE
-        dataset, class_names = load_image_folder(name, split, image_size=native)
+        height, width, channels = image_folder_shape(name)
+        native = (height, width)
+        num_channels = num_channels or {1: 1, 2: 1, 3: 3}.get(channels, 4)  # gray+alpha: gray
+        dataset, class_names = load_image_folder(
+            name, split, image_size=image_size or native, num_channels=num_channels)
         class_names = tuple(class_names)
-        num_classes, num_channels = len(class_names), 3
+        num_classes = len(class_names)
         default_augment = ("crop_flip",)
-        small = False
+        small = max(image_size or native) <= 64  # fits in memory: cache it
         cardinality = int(dataset.cardinality())
         num_examples = cardinality if cardinality >= 0 else None
     else:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `name`, expected one of "
             f"{', '.join(DATASETS)} or the path of an image folder (one "
             f"sub-folder per class). Received: name={name!r}"
         )
+    if name == "digits" or name in TFDS_DATASETS:
+        dataset, num_channels = _convert_channels(dataset, native_channels, num_channels)
     augment = parse_augment(augment, default=default_augment)
     image_size = image_size or native
 
@@ -181,3 +193,20 @@ def load_dataset(
         one_hot_labels=bool({"mixup", "cutmix"} & set(augment)),
     )
     return dataset, info
+
+
+def _convert_channels(dataset, have, want):
+    """(dataset, channels): gray repeated to RGB(A), RGB to luma gray, or as it is."""
+    import tensorflow as tf
+
+    if want is None or want == have:
+        return dataset, have
+    if have == 1 and want in (3, 4):
+        convert = lambda image: tf.repeat(image, want, axis=-1)  # noqa: E731
+    elif have == 3 and want == 1:
+        convert = tf.image.rgb_to_grayscale
+    else:
+        raise ArgumentError(
+            "Received an invalid value for argument `num_channels`: images with "
+            f"{have} channels cannot be converted to {want}. Received: num_channels={want}")
+    return dataset.map(lambda x, y: (convert(x), y), num_parallel_calls=tf.data.AUTOTUNE), want

@@ -7,6 +7,8 @@ network at all. Pixel values 0..16 are scaled to 0..255.
 
 import numpy as np
 
+from keras_vit.errors import ArgumentError
+
 # The held-out split is fixed (a stratified 20 % test set, seed 0), so every
 # run and every figure in the README is measured on the same 360 images.
 TEST_FRACTION = 0.2
@@ -29,7 +31,7 @@ def load_digits_arrays(split="train"):
     from sklearn.model_selection import train_test_split
 
     if split not in SPLITS:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `split`, expected one of "
             f"{', '.join(repr(s) for s in SPLITS)} for the digits data set. "
             f"Received: split={split!r}"

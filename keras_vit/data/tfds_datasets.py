@@ -4,6 +4,8 @@ import dataclasses
 import os
 from typing import Optional, Tuple
 
+from keras_vit.errors import ArgumentError, DataNotFound
+
 
 @dataclasses.dataclass(frozen=True)
 class TfdsSpec:
@@ -64,7 +66,7 @@ def load_tfds(name, split, data_dir=None, manual_dir=None, shuffle_files=False, 
         split = "validation" + split[len("test"):]  # imagenet's held-out split
         base_split = "validation"
     if base_split not in spec.splits:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `split`, expected one of "
             f"{', '.join(repr(s) for s in spec.splits)} for {name} (a tfds "
             f"slice like 'train[:90%]' also works). Received: split={split!r}"
@@ -100,7 +102,7 @@ def load_tfds(name, split, data_dir=None, manual_dir=None, shuffle_files=False, 
                 f"{spec.tfds_name} to {os.path.join(where, spec.tfds_name)}, "
                 f"or pass data_dir (--data-dir) where it lies"
             )
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"The data set {name!r} is not downloaded: no prepared copy of "
             f"{spec.tfds_name} in {where}. To use it, {how}."
         ) from None

@@ -13,6 +13,7 @@ from keras_vit.layers.map_head import MAPHead
 from keras_vit.models.config import ViTConfig
 from keras_vit.models.resnet_stem import resnet_stem
 from keras_vit.models.variants import variant_config
+from keras_vit.utils import auto_jit_compile
 
 
 @keras.saving.register_keras_serializable(package="keras_vit")
@@ -77,25 +78,9 @@ class VisionTransformer(keras.Model):
         return config
 
     def _resolve_auto_jit_compile(self):
-        """`jit_compile="auto"`: Keras' choice, but XLA on for TensorFlow on a CPU.
-
-        Keras leaves XLA off on CPU-only TensorFlow machines; for this model it
-        trains ~10 % and predicts ~5 % faster there (benchmarks/RESULTS.md), so
-        "auto" turns it on. Under tf.distribute, with op determinism, or where
-        a layer cannot be compiled, Keras' answer (off) stands.
-        """
-        resolved = super()._resolve_auto_jit_compile()
-        if resolved or keras.backend.backend() != "tensorflow":
-            return resolved
-        import tensorflow as tf
-
-        try:  # Keras' own test: layers that cannot be compiled, op determinism
-            from keras.src.trainers.trainer import model_supports_jit
-        except ImportError:  # a Keras without it: its answer stands
-            return resolved
-        if tf.distribute.has_strategy() or getattr(self, "_distribute_strategy", None):
-            return False
-        return model_supports_jit(self)
+        """`jit_compile="auto"`: keras_vit's one policy, `keras_vit.utils.auto_jit_compile`
+        (XLA on for TensorFlow on a CPU too, where Keras leaves it off)."""
+        return auto_jit_compile(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

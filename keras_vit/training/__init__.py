@@ -11,16 +11,21 @@ from keras_vit.training.recipes import (
     DIGITS_RECIPE,
     FINETUNE_RECIPE,
     PRETRAIN_RECIPE,
+    SMALL_IMAGES_RECIPE,
     finetuning_optimizer,
     make_schedule,
     pretraining_optimizer,
+    small_images_model,
 )
 from keras_vit.training.schedules import WarmupDecay, warmup_decay
 from keras_vit.training.train import (
     build_model,
+    check_output_dir,
+    config_differences,
     default_output_dir,
     finetune,
     load_for_finetuning,
+    recorded_config,
     resolve_jit_compile,
     test_metrics,
     train,

@@ -18,20 +18,13 @@ import time
 
 import keras
 
+from keras_vit.utils import atomic_write_text
+
 STATE_FILE = "state.json"
 
 
 class TrainingDiverged(ValueError):
     """The loss became NaN or infinite; the last good state was kept."""
-
-
-def _atomic_write_text(path, text):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_state(checkpoint_dir):
@@ -64,7 +57,7 @@ def write_history(path, rows):
         writer.writeheader()
         writer.writerows(rows)
         lines = buffer.getvalue()
-    _atomic_write_text(path, lines or "")
+    atomic_write_text(path, lines or "")
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -77,19 +70,35 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     the committed state, loads it and cuts history.csv back to the committed
     epochs, so a kill anywhere leaves each epoch in the history exactly once.
 
+    `state.json` also records the run's `config` (what a rerun is compared
+    with) and its `segments`: one {"from_epoch", "to_epoch", "seconds"} per
+    process that trained, the seconds counted from `start` to its last
+    committed epoch.
+
     Args:
         checkpoint_dir: folder for the state (created).
         history_path: the CSV history, one row per epoch, `epoch` column first.
+        config: a JSON-able dict recorded with each committed epoch. Defaults to None.
+        start: `time.time()` when this process began the run. Defaults to now.
     """
 
-    def __init__(self, checkpoint_dir, history_path):
+    def __init__(self, checkpoint_dir, history_path, config=None, start=None):
         super().__init__()
         self.checkpoint_dir = checkpoint_dir
         self.history_path = history_path
+        self.config = config
+        self.start = time.time() if start is None else start
         self.diverged = None  # (epoch, batch) of the first non-finite loss
         self.completed_epochs = 0
+        self.resumed_from = 0
+        self.segments = []  # earlier processes' segments, from state.json
         self._epoch_start = None
         os.makedirs(checkpoint_dir, exist_ok=True)
+
+    def segment(self, to_epoch):
+        """This process's segment, from the epoch it resumed at to `to_epoch`."""
+        return {"from_epoch": self.resumed_from, "to_epoch": int(to_epoch),
+                "seconds": round(time.time() - self.start, 2)}
 
     def restore(self, model):
         """Loads the last committed state into `model`; returns its epoch count."""
@@ -101,6 +110,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(os.path.join(self.checkpoint_dir, state["weights"]))
             epoch = int(state["epoch"])
+            self.segments = list(state.get("segments", []))
+        self.resumed_from = epoch
         kept = [r for r in rows if int(r["epoch"]) <= epoch]
         if len(kept) != len(rows) or (rows and not os.path.exists(self.history_path)):
             write_history(self.history_path, kept)
@@ -137,9 +148,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         rows = [r for r in read_history(self.history_path) if int(r["epoch"]) < number]
         write_history(self.history_path, rows + [row])
         previous = read_state(self.checkpoint_dir)
-        _atomic_write_text(
+        atomic_write_text(
             os.path.join(self.checkpoint_dir, STATE_FILE),
-            json.dumps({"epoch": number, "weights": weights}),
+            json.dumps({"epoch": number, "weights": weights, "config": self.config,
+                        "segments": self.segments + [self.segment(number)]}, default=str),
         )
         self.completed_epochs = number
         if previous is not None and previous["weights"] != weights:

@@ -10,6 +10,8 @@ import math
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
+
 DECAYS = ("cosine", "linear")
 
 
@@ -60,12 +62,12 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, peak_learning_rate, total_steps, warmup_steps=0,
                  decay="cosine", end_learning_rate=0.0):
         if decay not in DECAYS:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `decay`, expected "
                 f"'cosine' or 'linear'. Received: decay={decay!r}"
             )
         if int(total_steps) <= 0 or int(warmup_steps) < 0:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `total_steps`, expected "
                 "a positive integer (and `warmup_steps` >= 0). Received: "
                 f"total_steps={total_steps!r}, warmup_steps={warmup_steps!r}"

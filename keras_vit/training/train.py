@@ -5,34 +5,56 @@ callbacks (TensorBoard), plus `ResumableCheckpoint` for what Keras lacks.
 An output folder holds everything of one run:
 
     DIR/model.keras      the trained model (written atomically at the end)
-    DIR/metrics.json     test_accuracy, test_top5_accuracy (K > 5), seconds, config
+    DIR/metrics.json     test_accuracy, test_top5_accuracy (K > 5), seconds (the
+                         total) and segments (one per process that trained),
+                         class_names, command, config
     DIR/history.csv      one row per epoch, `epoch` column first (1-based)
     DIR/logs/            TensorBoard
-    DIR/checkpoint/      the last completed epoch's weights and optimizer state
+    DIR/checkpoint/      the last completed epoch's weights and optimizer state,
+                         with the run's configuration
 
-Started again with the same folder, a run goes on from the last completed
-epoch (and says so).
+Started again with the same folder and the same configuration, a run goes on
+from the last completed epoch (and says so); a larger `epochs` extends it. A
+different configuration is refused with one line naming the differences, and
+nothing is overwritten unless `overwrite=True` (`keras-vit train --overwrite`).
 """
 
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
+import keras
 import numpy as np
 
 from keras_vit.checkpoints import load as load_checkpoint
+from keras_vit import data as datasets  # looked up at call time (tests patch it)
+from keras_vit.data.image_folder import image_folder_shape, is_image_folder
+from keras_vit.errors import ArgumentError, RunFolderError
+from keras_vit.models import VisionTransformer, ViTConfig, variant_config
+from keras_vit.models.config import field_names
 from keras_vit.training import finetune_kit
-from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged
+from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, read_state
+from keras_vit.training.reproducibility import capped_epochs, seed_everything
 from keras_vit.training.recipes import (
     DIGITS_MODEL,
     DIGITS_RECIPE,
     FINETUNE_RECIPE,
     PRETRAIN_RECIPE,
+    SMALL_IMAGES_RECIPE,
     finetuning_optimizer,
+    small_images_model,
     make_schedule,
     pretraining_optimizer,
+)
+from keras_vit.utils import (
+    atomic_path,
+    atomic_write_text,
+    auto_jit_compile,
+    has_accelerator,
+    to_hw,
 )
 
 
@@ -41,34 +63,17 @@ def _log(message, verbose):
         print(message, file=sys.stderr, flush=True)
 
 
-def _has_accelerator():
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.default_backend() != "cpu"
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
-
-
-def resolve_jit_compile(jit_compile, cpu_default=False):
-    """`"auto"`: on for GPU/TPU; on a CPU only where measured faster (`cpu_default`)."""
+def resolve_jit_compile(jit_compile, model=None):
+    """`"auto"` (or None): keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`;
+    "on"/"off" (and True/False, "true"/"false") as given."""
     if jit_compile == "auto" or jit_compile is None:
-        return True if _has_accelerator() else bool(cpu_default)
+        return auto_jit_compile(model)
     if isinstance(jit_compile, str):
         if jit_compile.lower() in ("on", "true", "1", "yes"):
             return True
         if jit_compile.lower() in ("off", "false", "0", "no"):
             return False
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `jit_compile`, expected "
             f"'auto', True or False. Received: jit_compile={jit_compile!r}"
         )
@@ -124,7 +129,7 @@ def _distribution_scope(distribute, verbose):
 def _policy(mixed_precision):
     if not mixed_precision:
         return None
-    return "mixed_float16" if _has_accelerator() else "mixed_bfloat16"
+    return "mixed_float16" if has_accelerator() else "mixed_bfloat16"
 
 
 def _to_one_hot(dataset, num_classes, one_hot_labels):
@@ -137,55 +142,52 @@ def _to_one_hot(dataset, num_classes, one_hot_labels):
     )
 
 
-def _match_channels(dataset, data_channels, model_channels):
-    """Grayscale data for an RGB model: repeat the channel (e.g. digits to a checkpoint)."""
-    import tensorflow as tf
-
-    if data_channels == model_channels:
-        return dataset
-    if data_channels == 1:
-        return dataset.map(lambda x, y: (tf.repeat(x, model_channels, axis=-1), y))
-    raise ValueError(
-        f"Received an invalid value for argument `data`: it has {data_channels} "
-        f"channels but the model takes {model_channels}."
-    )
-
-
 def build_model(model, info, image_size=None, dtype=None, **fields):
-    """A `VisionTransformer` for a data set: a variant name, "digits" or a ViTConfig dict."""
-    import keras_vit
+    """A `VisionTransformer` for a data set: a variant name, "digits" or a ViTConfig dict.
 
-    shape = dict(image_size=image_size or info.image_size, num_channels=info.num_channels,
-                 num_classes=info.num_classes)
-    if model == "digits":
-        config = keras_vit.ViTConfig(**DIGITS_MODEL, **shape)
-    elif isinstance(model, str):
-        try:
-            config = keras_vit.variant_config(model, **shape)
-        except ValueError as error:  # name the argument the user gave
-            raise ValueError(str(error).replace("`config`", "`model`").replace(
-                "config=", "model=")) from None
-        h, w = config.image_hw
-        if h % config.patch_size or w % config.patch_size or config.num_patches < 4:
-            # A 16 px patch on a 32 px image leaves 4 tokens: use 4 px patches.
-            config = config.replace(patch_size=max(1, min(h, w) // 8))
-    elif isinstance(model, dict):
-        config = keras_vit.ViTConfig.from_dict({**model, **shape})
-    else:
-        raise ValueError(
-            "Received an invalid value for argument `model`, expected 'digits', a "
-            f"variant name like 'Ti/16' or a ViTConfig dict. Received: model={model!r}"
-        )
-    from keras_vit.models.config import field_names
-
+    Every field (`fields`, the data set's shape, `image_size`) is applied before the
+    configuration is validated, so `image_size=28, patch_size=4` is one valid request.
+    """
     unknown = sorted(set(fields) - set(field_names()))
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model_fields`: unknown ViTConfig "
             f"field(s) {', '.join(unknown)}. Known: {', '.join(field_names())}"
         )
-    config = config.replace(**{k: v for k, v in fields.items() if v is not None})
-    return keras_vit.VisionTransformer(config, dtype=dtype, name="vit")
+    fields = {k: v for k, v in fields.items() if v is not None}
+    shape = dict(image_size=image_size or info.image_size, num_channels=info.num_channels,
+                 num_classes=info.num_classes)
+    if model == "digits":
+        config = ViTConfig(**{**DIGITS_MODEL, **shape, **fields})
+    elif model == "small":
+        config = ViTConfig(**{**small_images_model(shape["image_size"]), **shape, **fields})
+    elif isinstance(model, str):
+        if "patch_size" not in fields:
+            # A 16 px patch on a 32 px image leaves 4 tokens: use 4 px patches.
+            probe = _variant(model, **shape, patch_size=1)
+            h, w = probe.image_hw
+            patch = int(model.rsplit("/", 1)[-1]) if model.rsplit("/", 1)[-1].isdigit() else 16
+            if h % patch or w % patch or (h // patch) * (w // patch) < 4:
+                fields["patch_size"] = max(1, min(h, w) // 8)
+        config = _variant(model, **shape, **fields)
+    elif isinstance(model, dict):
+        config = ViTConfig.from_dict({**model, **shape, **fields})
+    else:
+        raise ArgumentError(
+            "Received an invalid value for argument `model`, expected 'digits', 'small', "
+            f"a variant name like 'Ti/16' or a ViTConfig dict. Received: model={model!r}"
+        )
+    return VisionTransformer(config, dtype=dtype, name="vit")
+
+
+def _variant(name, **fields):
+    try:
+        return variant_config(name, **fields)
+    except ValueError as error:  # name the argument the user gave
+        if "unknown variant" not in str(error):
+            raise
+        raise ArgumentError(str(error).replace("`config`", "`model`").replace(
+            "config=", "model=")) from error
 
 
 def test_metrics(model, dataset, num_classes):
@@ -217,43 +219,134 @@ def _tensorboard_installed():
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def _save_atomic(model, path):
-    tmp = os.path.join(os.path.dirname(path) or ".", ".tmp-" + os.path.basename(path))
-    model.save(tmp)
-    os.replace(tmp, path)
+def _save_model(model, path):
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def _check_recipe(recipe):
     for name in ("epochs", "batch_size"):
         value = recipe[name]
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"Received an invalid value for argument `{name}`, expected a "
                 f"positive integer. Received: {name}={value!r}"
             )
     rate = recipe["learning_rate"]
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `learning_rate`, expected a "
             f"positive number. Received: learning_rate={rate!r}"
         )
 
 
+# --- The run folder: never clobbered ---------------------------------------------------
+
+RUN_FILES = ("model.keras", "metrics.json", "history.csv", "checkpoint", "logs")
+# Execution details that do not change what is trained: a rerun may differ in them.
+_NOT_COMPARED = ("jit_compile", "steps_per_execution", "steps_per_epoch", "parameters",
+                 "epochs", "replicas")
+
+
+def check_output_dir(output_dir):
+    """Refuses an `output_dir` that is a file or lies under one (one line, no traceback)."""
+    path = os.path.abspath(os.fspath(output_dir))
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    if path and not os.path.isdir(path):
+        where = "is" if path == os.path.abspath(output_dir) else f"lies under {path}, which is"
+        raise RunFolderError(
+            f"Received an invalid value for argument `output_dir`: {output_dir} {where} a "
+            "file, not a folder. Pass a folder (--output-dir NEW).")
+
+
+def recorded_config(output_dir):
+    """The configuration a run folder was made with (its checkpoint state, else its
+    metrics.json), or None."""
+    state = read_state(os.path.join(output_dir, "checkpoint"))
+    if state and state.get("config"):
+        return state["config"]
+    path = os.path.join(output_dir, "metrics.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f).get("config")
+    return None
+
+
+def config_differences(old, new):
+    """["epochs 60 -> 5", "num_layers 4 -> 1", ...]: what differs between two run
+    configurations, model fields by name; execution details are not compared."""
+    old, new = (json.loads(json.dumps(c, default=str)) for c in (old, new))
+    differences = []
+    for key in sorted(set(old) | set(new)):
+        if key in _NOT_COMPARED:
+            continue
+        a, b = old.get(key), new.get(key)
+        if key == "model_config" and isinstance(a, dict) and isinstance(b, dict):
+            differences += [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+                            if a.get(k) != b.get(k)]
+        elif a != b:
+            differences.append(f"{key} {a!r} -> {b!r}")
+    if new.get("epochs", 0) < old.get("epochs", 0):
+        differences.insert(0, f"epochs {old['epochs']} -> {new['epochs']}")
+    return differences
+
+
+def _prepare_run_folder(output_dir, config, overwrite, verbose):
+    """Checks that `output_dir` is new, holds this very run (resume), or may be cleared."""
+    check_output_dir(output_dir)
+    present = [n for n in RUN_FILES if os.path.exists(os.path.join(output_dir, n))]
+    if not present:
+        return
+    if overwrite:
+        for name in present:
+            path = os.path.join(output_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        _log(f"Starting over in {output_dir}: removed {', '.join(present)} (overwrite).",
+             verbose)
+        return
+    old = recorded_config(output_dir)
+    ways_out = "pass --output-dir NEW for a new run, or --overwrite to start this one over"
+    if old is None:
+        if {"model.keras", "metrics.json"} & set(present):
+            raise RunFolderError(
+                f"{output_dir} holds {', '.join(present)} but no record of how they were "
+                f"made, so they are not resumed or replaced; {ways_out}")
+        return  # a run stopped before its first epoch: nothing to keep
+    differences = config_differences(old, config)
+    if differences:
+        raise RunFolderError(
+            f"{output_dir} holds a run made with other options ({'; '.join(differences)}); "
+            f"{ways_out}")
+    if config["epochs"] > old.get("epochs", config["epochs"]):
+        _log(f"Extending the run in {output_dir} from {old['epochs']} to {config['epochs']} "
+             f"epochs (its learning-rate schedule now spans {config['epochs']}).", verbose)
+
+
+def _progress_verbosity(verbose):
+    """Keras' progress bar on a terminal; one line per epoch when output is redirected."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
 def _fit(model, optimizer, train_ds, test_ds, info, output_dir, recipe, record, *,
-         jit_compile, steps_per_execution, steps, verbose, tensorboard, start):
+         jit_compile, steps_per_execution, steps, verbose, tensorboard, start, overwrite,
+         command):
     """Compiles, resumes, fits, saves and evaluates; shared by train and finetune.
 
     `metrics.json`'s config is the recipe, the run's `record` (data, seed,
     image size, ...) and what was resolved here (XLA, steps, the model).
     """
-    import keras
-
     epochs, label_smoothing = recipe["epochs"], recipe["label_smoothing"]
     config = dict(
         recipe, **record, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
         steps_per_epoch=steps, model_config=model.config.to_dict(),
         parameters=int(model.count_params()),
     )
+    config = json.loads(json.dumps(config, default=str))
+    verbose_log = verbose not in (0, False)
+    _prepare_run_folder(output_dir, config, overwrite, verbose_log)
     train_ds = _to_one_hot(train_ds, info.num_classes, info.one_hot_labels)
     os.makedirs(output_dir, exist_ok=True)
     model.compile(
@@ -266,32 +359,40 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, recipe, record, 
         steps_per_execution=steps_per_execution,
     )
     checkpoint = ResumableCheckpoint(
-        os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv")
+        os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv"),
+        config=config, start=start,
     )
     done = checkpoint.restore(model)
     if done:
         _log(f"Resuming from epoch {done} of {epochs} "
-             f"(state in {os.path.join(output_dir, 'checkpoint')}).", verbose)
+             f"(state in {os.path.join(output_dir, 'checkpoint')}).", verbose_log)
     callbacks = [checkpoint]
     if tensorboard and not _tensorboard_installed():
-        _log("TensorBoard logs skipped: `pip install tensorboard` to have them.", verbose)
+        _log("TensorBoard logs skipped: `pip install tensorboard` to have them.", verbose_log)
         tensorboard = False
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(
             os.path.join(output_dir, "logs"), write_graph=False, update_freq="epoch"
         ))
+    model_path = os.path.join(output_dir, "model.keras")
+    metrics_path = os.path.join(output_dir, "metrics.json")
+    if done >= epochs and os.path.isfile(model_path) and os.path.isfile(metrics_path):
+        _log(f"All {epochs} epochs of the run in {output_dir} were already done; its files "
+             "are left as they are.", verbose_log)
+        with open(metrics_path) as f:
+            return json.load(f)
     if done < epochs:
         model.fit(train_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks,
-                  verbose=verbose, shuffle=False)  # tf.data shuffles already
+                  verbose=_progress_verbosity(verbose), shuffle=False)  # tf.data shuffles
     else:
-        _log(f"All {epochs} epochs were already done; evaluating the saved state.", verbose)
-    model_path = os.path.join(output_dir, "model.keras")
+        _log(f"All {epochs} epochs were already done; evaluating the saved state.",
+             verbose_log)
     if checkpoint.diverged is not None:
         epoch, batch = checkpoint.diverged
         good = checkpoint.restore(model)  # the last committed (finite) state
         where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
         if good:
-            _save_atomic(model, model_path)
+            _save_model(model, model_path)
             kept = f"the last good model (epoch {good}) is in {model_path}"
         else:
             kept = "no epoch had completed, so no model was saved"
@@ -299,21 +400,22 @@ def _fit(model, optimizer, train_ds, test_ds, info, output_dir, recipe, record, 
             f"the loss became NaN or infinite at {where}; training stopped and "
             f"{kept}. Lower the learning rate or check the data."
         )
-    _save_atomic(model, model_path)
+    _save_model(model, model_path)
     metrics = test_metrics(model, test_ds, info.num_classes)
+    segments = checkpoint.segments + ([checkpoint.segment(epochs)] if done < epochs else [])
     metrics.update(
-        seconds=round(time.time() - start, 2),
+        seconds=round(sum(s["seconds"] for s in segments), 2),
+        segments=segments,
         epochs=int(epochs),
         resumed_from_epoch=int(done),
         backend=keras.backend.backend(),
+        class_names=list(info.class_names) if info.class_names else None,
+        command=command,
         config=config,
     )
-    with open(os.path.join(output_dir, "metrics.json.tmp"), "w") as f:
-        json.dump(metrics, f, indent=2, sort_keys=False, default=str)
-    os.replace(os.path.join(output_dir, "metrics.json.tmp"),
-               os.path.join(output_dir, "metrics.json"))
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=str) + "\n")
     _log(f"Test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_examples']} "
-         f"images; model in {model_path}.", verbose)
+         f"images; model in {model_path}.", verbose_log)
     return metrics
 
 
@@ -341,13 +443,83 @@ def _divisor(steps, most=16):
     return best if best >= most // 2 else min(most, steps)
 
 
+class _Run:
+    """What `train` and `finetune` prepare alike: the recipe with the caller's values
+    over its defaults, the checked output folder, the seed, XLA, the distribution."""
+
+    def __init__(self, defaults, given, data, command, output_dir, seed, jit_compile,
+                 distribute, gradient_accumulation_steps, mixed_precision, verbose):
+        self.start = time.time()
+        self.recipe = dict(defaults)
+        self.recipe.update({k: v for k, v in given.items() if v is not None})
+        self.recipe["epochs"] = capped_epochs(self.recipe["epochs"])  # KERAS_VIT_MAX_EPOCHS
+        _check_recipe(self.recipe)
+        self.output_dir = os.fspath(output_dir or default_output_dir(data, command))
+        check_output_dir(self.output_dir)
+        self.data, self.seed, self.verbose = data, seed, verbose
+        self.distribute = bool(distribute)
+        self.accumulation = gradient_accumulation_steps
+        self.dtype = _policy(mixed_precision)
+        self.jit_compile = jit_compile
+        seed_everything(seed, deterministic=False)
+        _check_accumulation(gradient_accumulation_steps, distribute)
+        self.scope, self.replicas = _distribution_scope(distribute, verbose not in (0, False))
+        self.record = dict(data=str(data), seed=seed, mixed_precision=bool(mixed_precision),
+                           distribute=self.distribute, replicas=self.replicas,
+                           gradient_accumulation_steps=gradient_accumulation_steps)
+
+    def load(self, image_size, num_channels=None, data_dir=None, manual_dir=None):
+        """The train and test splits (replicas split every batch evenly: a last, partial
+        batch is dropped when distributing) and the steps of an epoch."""
+        common = dict(image_size=image_size, batch_size=self.recipe["batch_size"],
+                      seed=self.seed, data_dir=data_dir, manual_dir=manual_dir,
+                      num_channels=num_channels)
+        train_ds, info = datasets.load_dataset(
+            self.data, "train", augment=self.recipe["augment"],
+            drop_remainder=self.distribute, **common)
+        test_ds, _ = datasets.load_dataset(self.data, "test", augment=None, **common)
+        self.steps = _steps_per_epoch(info, train_ds, self.recipe["batch_size"],
+                                      self.distribute)
+        return train_ds, test_ds, info
+
+    def schedule(self):
+        r = self.recipe
+        return make_schedule(r["learning_rate"], r["epochs"], self.steps, r["warmup_epochs"],
+                             r["decay"])
+
+    def fit(self, model, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
+            overwrite, command):
+        if steps_per_execution is None:
+            steps_per_execution = (1 if has_accelerator() or self.distribute
+                                   else _divisor(self.steps))
+        self.record["image_size"] = list(model.config.image_hw)
+        with self.scope():  # under the strategy: the XLA policy sees it
+            jit = resolve_jit_compile(self.jit_compile, model)
+            if self.distribute and not has_accelerator():
+                jit = False  # XLA across virtual CPU replicas is not supported by TF
+            return _fit(model, optimizer, train_ds, test_ds, info, self.output_dir,
+                        self.recipe, self.record, jit_compile=jit,
+                        steps_per_execution=steps_per_execution, steps=self.steps,
+                        verbose=self.verbose, tensorboard=tensorboard, start=self.start,
+                        overwrite=overwrite, command=command)
+
+
+def _small_folder(data, model, image_size):
+    """For `train --data FOLDER` with no model or size: the folder's native size, and
+    the small-images recipe where its images are small (<= 64 px)."""
+    if model is not None or image_size is not None or not is_image_folder(data):
+        return None
+    height, width, _ = image_folder_shape(data)
+    return (height, width) if max(height, width) <= 64 else None
+
+
 def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=None,
           learning_rate=None, weight_decay=None, warmup_epochs=None, decay=None,
           label_smoothing=None, dropout_rate=None, drop_path_rate=None, image_size=None,
           augment=None, seed=0, mixed_precision=False, jit_compile="auto",
           distribute=False, gradient_accumulation_steps=None, steps_per_execution=None,
           data_dir=None, manual_dir=None, model_fields=None, tensorboard=True,
-          verbose="auto"):
+          verbose="auto", overwrite=False, command=None):
     """Trains a ViT from scratch with the paper's pre-training recipe.
 
     Defaults (None) come from `DIGITS_RECIPE` for digits and `PRETRAIN_RECIPE`
@@ -370,8 +542,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         seed: int, for initialisation, shuffling and augmentation. Defaults to 0.
         mixed_precision: bool, mixed_float16 on a GPU, mixed_bfloat16 on a
             CPU. Defaults to False.
-        jit_compile: "auto" (XLA on GPU/TPU; on a CPU only where the recipe
-            measured it faster), True or False. Defaults to "auto".
+        jit_compile: "auto" (`keras_vit.utils.auto_jit_compile`, the policy a
+            model's own `compile` follows too), True or False. Defaults to "auto".
         distribute: bool, data-parallel over all devices: MirroredStrategy
             on TensorFlow, keras.distribution.DataParallel on JAX.
         gradient_accumulation_steps: int, apply the summed gradients of this
@@ -379,9 +551,16 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         steps_per_execution: int, batches per compiled call (None: up to 16
             on a CPU, a divisor of the epoch's steps, which hides the per-step overhead of small models; 1 else).
         data_dir, manual_dir: passed to `load_dataset`.
-        model_fields: dict of other `ViTConfig` fields. Defaults to None.
+        model_fields: dict of other `ViTConfig` fields, applied before the
+            configuration is validated. Defaults to None.
         tensorboard: write TensorBoard logs. Defaults to True.
-        verbose: Keras' fit verbosity. Defaults to "auto".
+        verbose: Keras' fit verbosity; "auto" is a progress bar on a terminal
+            and one line per epoch otherwise. Defaults to "auto".
+        overwrite: bool, start over in an `output_dir` that holds a run made
+            with other options (deleting its files) instead of refusing.
+            Defaults to False.
+        command: str, recorded in metrics.json as how the run was made.
+            Defaults to None.
 
     Returns:
         The metrics dict also written to `output_dir/metrics.json`.
@@ -392,54 +571,39 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
     >>> metrics["test_accuracy"] > 0.98
     True
     """
-    import keras
-
-    from keras_vit.data import load_dataset
-
-    start = time.time()
-    recipe = dict(DIGITS_RECIPE if data == "digits" else PRETRAIN_RECIPE)
+    native = _small_folder(data, model, image_size)
+    if data == "digits":
+        defaults = DIGITS_RECIPE
+    elif native is not None:
+        defaults = dict(SMALL_IMAGES_RECIPE, image_size=list(native))
+    else:
+        defaults = PRETRAIN_RECIPE
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  label_smoothing=label_smoothing, dropout_rate=dropout_rate,
                  drop_path_rate=drop_path_rate, augment=augment, image_size=image_size)
-    recipe.update({k: v for k, v in given.items() if v is not None})
-    _check_recipe(recipe)
-    output_dir = output_dir or default_output_dir(data, "train")
-    verbose_log = verbose not in (0, False)
-    jit = resolve_jit_compile(jit_compile, recipe.pop("jit_compile_cpu"))
-    keras.utils.set_random_seed(seed)
-    _check_accumulation(gradient_accumulation_steps, distribute)
-    scope, replicas = _distribution_scope(distribute, verbose_log)
-    if distribute and jit and not _has_accelerator():
-        jit = False  # XLA across virtual CPU replicas is not supported by TF
-    image_size = recipe["image_size"]
-    common = dict(image_size=image_size, batch_size=recipe["batch_size"], seed=seed,
-                  data_dir=data_dir, manual_dir=manual_dir)
-    # Replicas split every batch evenly: drop a last, partial one when distributing.
-    train_ds, info = load_dataset(data, "train", augment=recipe["augment"],
-                                  drop_remainder=bool(distribute), **common)
-    test_ds, _ = load_dataset(data, "test", augment=None, **common)
-    steps = _steps_per_epoch(info, train_ds, recipe["batch_size"], bool(distribute))
-    if steps_per_execution is None:
-        steps_per_execution = 1 if _has_accelerator() or distribute else _divisor(steps)
-    with scope():
-        vit = build_model(recipe["model"], info, image_size=image_size,
-                          dtype=_policy(mixed_precision),
-                          dropout_rate=recipe["dropout_rate"],
+    run = _Run(defaults, given, data, "train", output_dir, seed, jit_compile, distribute,
+               gradient_accumulation_steps, mixed_precision, verbose)
+    recipe = run.recipe
+    train_ds, test_ds, info = run.load(recipe["image_size"], data_dir=data_dir,
+                                       manual_dir=manual_dir)
+    with run.scope():
+        vit = build_model(recipe["model"], info, image_size=recipe["image_size"],
+                          dtype=run.dtype, dropout_rate=recipe["dropout_rate"],
                           drop_path_rate=recipe["drop_path_rate"], **(model_fields or {}))
-        schedule = make_schedule(recipe["learning_rate"], recipe["epochs"], steps,
-                                 recipe["warmup_epochs"], recipe["decay"])
         optimizer = pretraining_optimizer(
-            schedule, weight_decay=recipe["weight_decay"],
+            run.schedule(), weight_decay=recipe["weight_decay"],
             gradient_accumulation_steps=gradient_accumulation_steps, model=vit,
         )
-    record = dict(data=str(data), seed=seed, image_size=list(info.image_size),
-                  mixed_precision=bool(mixed_precision), distribute=bool(distribute),
-                  replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps)
-    with scope():
-        return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe, record,
-                    jit_compile=jit, steps_per_execution=steps_per_execution, steps=steps,
-                    verbose=verbose, tensorboard=tensorboard, start=start)
+    if native is not None:
+        c = vit.config
+        _log(f"{data}: {info.num_examples} training images of {native[0]}x{native[1]}x"
+             f"{info.num_channels}, {info.num_classes} classes; with no model or image size "
+             f"given, training the small-images recipe: {c.num_layers} layers of width "
+             f"{c.hidden_size}, {c.patch_size}x{c.patch_size} patches, {recipe['epochs']} "
+             f"epochs (keras_vit.training.SMALL_IMAGES_RECIPE).", verbose not in (0, False))
+    return run.fit(vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
+                   overwrite, command)
 
 
 def load_for_finetuning(weights, num_classes, image_size=None, dtype=None):
@@ -459,7 +623,8 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
              label_smoothing=None, augment=None, seed=0, mixed_precision=False,
              jit_compile="auto", distribute=False, gradient_accumulation_steps=None,
              steps_per_execution=None, data_dir=None, manual_dir=None, tensorboard=True,
-             verbose="auto", layer_decay=None, ema=None, lora_rank=None, remat=False):
+             verbose="auto", overwrite=False, command=None, layer_decay=None, ema=None,
+             lora_rank=None, remat=False):
     """Fine-tunes a pre-trained ViT with the paper's fine-tuning recipe.
 
     SGD with momentum 0.9, cosine decay after a short warmup, global grad-norm
@@ -488,59 +653,29 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     Returns:
         The metrics dict also written to `output_dir/metrics.json`.
     """
-    import keras
-
-    from keras_vit.data import load_dataset
-
-    start = time.time()
-    recipe = dict(FINETUNE_RECIPE)
     given = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  warmup_epochs=warmup_epochs, decay=decay, label_smoothing=label_smoothing,
                  augment=augment)
-    recipe.update({k: v for k, v in given.items() if v is not None})
-    _check_recipe(recipe)
-    output_dir = output_dir or default_output_dir(data, "finetune")
-    verbose_log = verbose not in (0, False)
-    jit = resolve_jit_compile(jit_compile, False)
-    keras.utils.set_random_seed(seed)
-    _check_accumulation(gradient_accumulation_steps, distribute)
-    scope, replicas = _distribution_scope(distribute, verbose_log)
-    if distribute and jit and not _has_accelerator():
-        jit = False  # XLA across virtual CPU replicas is not supported by TF
-    with scope():
+    run = _Run(FINETUNE_RECIPE, given, data, "finetune", output_dir, seed, jit_compile,
+               distribute, gradient_accumulation_steps, mixed_precision, verbose)
+    with run.scope():
         # Probe the data set for its classes first, then load at the model's size.
-        _, probe = load_dataset(data, "test", batch_size=1, data_dir=data_dir,
+        _, probe = datasets.load_dataset(data, "test", batch_size=1, data_dir=data_dir,
                                 manual_dir=manual_dir)
         with finetune_kit.remat_scope(remat):  # fine-tuning kit
-            vit = load_for_finetuning(weights, probe.num_classes, image_size,
-                                      dtype=_policy(mixed_precision))
+            vit = load_for_finetuning(weights, probe.num_classes, image_size, dtype=run.dtype)
         if lora_rank:
             vit = finetune_kit.enable_lora(vit, lora_rank)
-    size = vit.config.image_hw
-    common = dict(image_size=size, batch_size=recipe["batch_size"], seed=seed,
-                  data_dir=data_dir, manual_dir=manual_dir)
-    # Replicas split every batch evenly: drop a last, partial one when distributing.
-    train_ds, info = load_dataset(data, "train", augment=recipe["augment"],
-                                  drop_remainder=bool(distribute), **common)
-    test_ds, _ = load_dataset(data, "test", augment=None, **common)
-    train_ds = _match_channels(train_ds, info.num_channels, vit.config.num_channels)
-    test_ds = _match_channels(test_ds, info.num_channels, vit.config.num_channels)
-    steps = _steps_per_epoch(info, train_ds, recipe["batch_size"], bool(distribute))
-    if steps_per_execution is None:
-        steps_per_execution = 1 if _has_accelerator() or distribute else _divisor(steps)
-    with scope():
-        schedule = make_schedule(recipe["learning_rate"], recipe["epochs"], steps,
-                                 recipe["warmup_epochs"], recipe["decay"])
+    # Read at the model's size and channel count (gray and colour converted).
+    train_ds, test_ds, info = run.load(vit.config.image_hw, vit.config.num_channels,
+                                       data_dir=data_dir, manual_dir=manual_dir)
+    with run.scope():
         optimizer = finetuning_optimizer(
-            schedule, gradient_accumulation_steps=gradient_accumulation_steps)
+            run.schedule(), gradient_accumulation_steps=gradient_accumulation_steps)
         if layer_decay is not None or ema:  # fine-tuning kit
             optimizer = finetune_kit.rebuild_optimizer(optimizer, vit, layer_decay, ema)
-    record = dict(weights=str(weights), data=str(data), seed=seed, image_size=list(size),
-                  layer_decay=layer_decay, ema=ema, lora_rank=lora_rank, remat=remat,
-                  trainable_fraction=round(finetune_kit.trainable_fraction(vit), 5),
-                  mixed_precision=bool(mixed_precision), distribute=bool(distribute),
-                  replicas=replicas, gradient_accumulation_steps=gradient_accumulation_steps)
-    with scope():
-        return _fit(vit, optimizer, train_ds, test_ds, info, output_dir, recipe, record,
-                    jit_compile=jit, steps_per_execution=steps_per_execution, steps=steps,
-                    verbose=verbose, tensorboard=tensorboard, start=start)
+    run.record.update(weights=str(weights), layer_decay=layer_decay, ema=ema,
+                      lora_rank=lora_rank, remat=remat,
+                      trainable_fraction=round(finetune_kit.trainable_fraction(vit), 5))
+    return run.fit(vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
+                   overwrite, command)

@@ -1,0 +1,371 @@
+"""The user's paths of issue 8, each walked in a fresh process as a user would.
+
+`python -m keras_vit ...` with tiny settings, then a new interpreter that loads what the
+command wrote; nothing here calls the internals the commands use.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--set", "num_layers=1", "--set", "hidden_size=16", "--set", "num_heads=2",
+        "--set", "mlp_dim=32", "--no-tensorboard", "--jit-compile", "off"]
+# What a user's shell has: no TF_CPP_MIN_LOG_LEVEL of our own making.
+USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def _python(code, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=dict(USER_ENV, **(env or {})))
+
+
+def _cli(*args, timeout=600, env=None):
+    return subprocess.run([sys.executable, "-m", "keras_vit", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT,
+                          env=dict(USER_ENV, **(env or {})))
+
+
+def _one_error_line(out):
+    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert len(lines) == 1, out.stderr[-3000:]
+    return lines[0]
+
+
+# --- `--help` and argument errors start no TensorFlow --------------------------------
+
+_RUN_CLI = """
+import runpy, sys
+sys.argv = ["keras-vit", *{args!r}]
+try:
+    runpy.run_module("keras_vit", run_name="__main__")
+except SystemExit as exit:
+    code = exit.code
+print("EXIT", code, "tensorflow" in sys.modules, "keras" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["train", "--help"], ["finetune", "--help"], ["convert", "--help"],
+    ["summary", "--help"], ["train", "--epochs", "many"], ["train", "--nope"], [],
+])
+def test_help_and_argument_errors_import_no_tensorflow(args):
+    out = _python(_RUN_CLI.format(args=args))
+    status = out.stderr.strip().splitlines()[-1]
+    assert status.split()[2:] == ["False", "False"], out.stderr[-2000:]  # no TF, no Keras
+    assert "cpu_feature_guard" not in out.stderr and "absl" not in out.stderr
+    assert status.split()[1] in ("0", "2")
+
+
+# --- a saved model loads after `import keras_vit` alone ------------------------------
+
+_LOAD = """
+import json, sys
+{imports}
+import numpy as np
+model = keras.models.load_model(sys.argv[1])
+assert type(model.optimizer.learning_rate).__name__  # the schedule deserialised
+print(json.dumps(dict(schedule=type(model.optimizer._learning_rate).__name__,
+                      tensorflow_before="tensorflow" in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("imports", ["import keras, keras_vit", "import keras_vit\nimport keras"])
+def test_shipped_digits_model_loads_after_import_keras_vit_alone(imports):
+    code = _LOAD.format(imports=imports)
+    out = subprocess.run([sys.executable, "-c", code, "weights/digits/model.keras"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["schedule"] == "WarmupDecay"
+
+
+_EVALUATE = """
+import json, sys
+import keras, keras_vit
+model = keras.models.load_model(sys.argv[1])
+data, _ = keras_vit.data.load_dataset("digits", "test", image_size=model.input.shape[1:3],
+                                      batch_size=64)
+print(json.dumps(keras_vit.training.test_metrics(model, data, 10)))
+"""
+
+
+def _files(folder):
+    return {p: (folder / p).read_bytes() for p in ("model.keras", "metrics.json", "history.csv")}
+
+
+def test_a_run_folder_loads_fresh_is_never_clobbered_and_extends(tmp_path):
+    run = tmp_path / "run"
+    out = _cli("train", "--epochs", "1", "--output-dir", str(run), *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    # Redirected output: one line per epoch (Keras' verbose=2), no progress bar.
+    assert [l for l in out.stdout.splitlines() if l.startswith("45/45 - ")]
+    assert not [c for c in ("\x1b[", "\b", "\r", "\u2501") if c in out.stdout + out.stderr]
+    assert not [l for l in out.stderr.splitlines() if "cpu_feature_guard" in l or "oneDNN" in l]
+    recorded = json.loads((run / "metrics.json").read_text())
+    assert recorded["command"].startswith("keras-vit train --epochs 1 --output-dir")
+    assert recorded["class_names"] == [str(i) for i in range(10)]
+
+    # A fresh process: `import keras, keras_vit`, load, predict as the run evaluated.
+    out = subprocess.run([sys.executable, "-c", _EVALUATE, str(run / "model.keras")],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    fresh = json.loads(out.stdout.strip().splitlines()[-1])
+    assert fresh["test_examples"] == recorded["test_examples"] == 360
+    assert fresh["test_accuracy"] == recorded["test_accuracy"]
+    assert fresh["test_loss"] == pytest.approx(recorded["test_loss"], rel=1e-5)
+
+    # Other options: refused in one line naming the folder, old -> new, the ways out.
+    before = _files(run)
+    for extra, difference in ((["--mixed-precision"], "mixed_precision False -> True"),
+                              (["--set", "num_layers=2"], "num_layers 1 -> 2")):
+        out = _cli("train", "--epochs", "1", "--output-dir", str(run), *TINY, *extra)
+        line = _one_error_line(out)
+        assert str(run) in line and difference in line, line
+        assert "--output-dir NEW" in line and "--overwrite" in line, line
+        assert _files(run) == before
+
+    # The same command again: nothing to do, nothing rewritten.
+    out = _cli("train", "--epochs", "1", "--output-dir", str(run), *TINY)
+    assert out.returncode == 0 and "were already done" in out.stderr, out.stderr[-3000:]
+    assert _files(run) == before
+
+    # A larger --epochs extends the run (and says so); seconds add up over segments.
+    out = _cli("train", "--epochs", "2", "--output-dir", str(run), *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Extending the run" in out.stderr and "from 1 to 2 epochs" in out.stderr
+    assert "Resuming from epoch 1 of 2" in out.stderr
+    history = (run / "history.csv").read_text().splitlines()
+    assert [l.split(",")[0] for l in history[1:]] == ["1", "2"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [(s["from_epoch"], s["to_epoch"]) for s in metrics["segments"]] == [(0, 1), (1, 2)]
+    assert metrics["seconds"] == pytest.approx(sum(s["seconds"] for s in metrics["segments"]))
+    assert metrics["seconds"] > metrics["segments"][-1]["seconds"]
+
+    # --overwrite starts over with the new options.
+    out = _cli("train", "--epochs", "1", "--output-dir", str(run), *TINY, "--set",
+               "num_layers=2", "--overwrite")
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["config"]["model_config"]["num_layers"] == 2 and metrics["epochs"] == 1
+    assert len((run / "history.csv").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("where", ["{file}", "{file}/run"])
+def test_output_dir_at_or_under_a_file_is_one_line(tmp_path, where):
+    (tmp_path / "file").write_text("mine")
+    target = where.format(file=tmp_path / "file")
+    line = _one_error_line(_cli("train", "--output-dir", target, *TINY))
+    assert "output_dir" in line and "a file, not a folder" in line and target in line
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_shipped_model_predicts_as_its_metrics_say():
+    out = subprocess.run([sys.executable, "-c", _EVALUATE, "weights/digits/model.keras"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    fresh = json.loads(out.stdout.strip().splitlines()[-1])
+    recorded = json.loads(open(os.path.join(ROOT, "weights/digits/metrics.json")).read())
+    assert fresh["test_accuracy"] == pytest.approx(recorded["test_accuracy"])
+    assert fresh["test_accuracy"] >= 0.98
+
+
+def test_subpackages_and_layers_are_attributes_of_keras_vit():
+    out = _python("import sys, keras_vit\n"
+                  "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+                  "print(keras_vit.data.load_dataset.__name__, keras_vit.training.train.__name__,"
+                  " keras_vit.layers.StdConv2D is keras_vit.StdConv2D, 'StdConv2D' in dir(keras_vit))")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["load_dataset", "train", "True", "True"]
+
+
+# --- image folders: native size and channels, --set before validation ----------------
+
+def _png(path, pixels):
+    """Writes a uint8 (H, W) or (H, W, 3) array as a PNG (zlib only)."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    height, width = pixels.shape[:2]
+    color = 0 if pixels.ndim == 2 else 2
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels.reshape(height, width, -1))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _digit_folder(root, per_class=12, classes=("zero", "one", "two"), size=28, rgb=False):
+    """Digits as size x size PNGs, light on dark, one sub-folder per class name."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        images = digits.images[digits.target == label][:per_class]
+        for i, image in enumerate(images):
+            big = np.kron(image * 255 / 16, np.ones((size // 8 + 1, size // 8 + 1)))[:size, :size]
+            _png(root / name / f"{i}.png", np.stack([big] * 3, -1) if rgb else big)
+    return root
+
+
+def test_train_on_a_folder_of_small_gray_images_with_no_flags(tmp_path):
+    data = _digit_folder(tmp_path / "digits28")
+    run = tmp_path / "run"
+    out = _cli("train", "--data", str(data), "--epochs", "1", "--output-dir", str(run),
+               "--no-tensorboard", "--jit-compile", "off")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "28x28x1" in out.stderr and "small-images recipe" in out.stderr, out.stderr[-2000:]
+    config = json.loads((run / "metrics.json").read_text())["config"]
+    model = config["model_config"]
+    assert (model["image_size"], model["num_channels"], model["patch_size"]) == ([28, 28], 1, 4)
+    assert json.loads((run / "metrics.json").read_text())["class_names"] == ["one", "two", "zero"]
+    # predict names the folder's classes.
+    image = data / "two" / "0.png"
+    out = _cli("predict", "--model", str(run / "model.keras"), str(image), "--top", "3")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert {"one", "two", "zero"} <= set(out.stdout.replace(",", " ").replace(":", " ").split())
+
+
+def test_set_applies_before_validation_and_rgb_folder_feeds_a_gray_model(tmp_path):
+    data = _digit_folder(tmp_path / "rgb", rgb=True, per_class=6)
+    run = tmp_path / "run"
+    # Ti/16 at 28 px would fail the divisibility check; --set patch_size=7 comes first.
+    out = _cli("train", "--data", str(data), "--model", "Ti/16", "--image-size", "28",
+               "--set", "patch_size=7", "--epochs", "1", "--output-dir", str(run), *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    model = json.loads((run / "metrics.json").read_text())["config"]["model_config"]
+    assert (model["patch_size"], model["num_channels"]) == (7, 3)
+    # The shipped digits model is grayscale: the RGB folder is read as gray for it.
+    out = _cli("finetune", "--weights", "weights/digits/model.keras", "--data", str(data),
+               "--epochs", "1", "--batch-size", "8", "--output-dir", str(tmp_path / "ft"),
+               "--no-tensorboard", "--jit-compile", "off")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["test_examples"] > 0
+
+
+# --- one grammar, one error rule, the umask -------------------------------------------
+
+@pytest.mark.portable
+@pytest.mark.parametrize("text, value", [
+    ("16,16", (16, 16)), ("[16, 16]", [16, 16]), ("gap", "gap"), ('"gap"', "gap"),
+    ("true", True), ("False", False), ("none", None), ("null", None), ("0.1", 0.1),
+    ("3", 3), ("1e-3", 1e-3),
+])
+def test_one_set_grammar_for_every_command(text, value):
+    from keras_vit.cli.common import parse_field_value, parse_fields
+
+    assert parse_field_value(text) == value
+    assert parse_fields([f"field={text}"]) == {"field": value}
+
+
+@pytest.mark.portable
+def test_only_the_librarys_errors_are_one_line_a_bug_keeps_its_traceback(capsys):
+    from keras_vit import cli
+    from keras_vit.errors import ArgumentError, KerasViTError
+
+    def command(error):
+        def run(args):
+            raise error
+        return run
+
+    parser = cli.build_parser()
+    for error, one_line in ((ArgumentError("bad `x`"), True), (KeyError("bug"), False),
+                            (TypeError("bug"), False)):
+        args = parser.parse_args(["summary"])
+        original = cli.build_parser
+        try:
+            cli.build_parser = lambda: _Fixed(args, command(error))
+            if one_line:
+                assert cli.main(["summary"]) == 1
+                assert capsys.readouterr().err.strip() == "keras-vit summary: error: bad `x`"
+            else:
+                with pytest.raises(type(error)):
+                    cli.main(["summary"])
+        finally:
+            cli.build_parser = original
+    assert issubclass(KerasViTError, ValueError)
+    # A ValueError raised inside a third-party library is a bug of ours, not a user's.
+    import numpy as np
+
+    try:
+        np.reshape(np.zeros(3), (2, 2))
+    except ValueError as error:
+        assert not cli.common.is_user_error(error)
+
+
+class _Fixed:
+    def __init__(self, args, run):
+        self.args, args.run = args, run
+
+    def parse_args(self, argv):
+        return self.args
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_convert_writes_with_the_users_umask(tmp_path, umask, capsys):
+    from keras_vit import cli
+
+    out = tmp_path / "m.keras"
+    old = os.umask(umask)
+    try:
+        assert cli.main(["convert", os.path.join(ROOT, "tests/fixtures/original_tiny.npz"),
+                         "--output", str(out)]) == 0, capsys.readouterr().err
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+
+
+def test_tensorflow_start_up_lines_only_with_verbose():
+    def tf_lines(text):
+        return [l for l in text.splitlines() if l[:5] in ("I0000", "W0000", "E0000")
+                or "absl::InitializeLog" in l or "oneDNN" in l or "cpu_feature_guard" in l]
+
+    args = ["summary", "Ti/16", "--image-size", "32", "--num-classes", "3"]
+    quiet = _cli(*args)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert tf_lines(quiet.stderr) == []
+    bare = _python("import tensorflow")  # what this TensorFlow prints when not told otherwise
+    if tf_lines(bare.stderr):
+        loud = _cli("--verbose", *args)
+        assert loud.returncode == 0 and tf_lines(loud.stderr), loud.stderr[-3000:]
+
+
+def test_run_folder_rules_without_training(tmp_path):
+    """The rerun rules on a folder as `train` leaves it (cheap twin of the walk above)."""
+    import keras_vit
+    from keras_vit.errors import RunFolderError
+    from keras_vit.training.train import _prepare_run_folder as prepare
+
+    old = dict(epochs=4, seed=0, mixed_precision=False, jit_compile=True,
+               model_config=dict(num_layers=1, hidden_size=16))
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text(json.dumps(
+        dict(epoch=4, weights="epoch-4.weights.h5", config=old)))
+    (tmp_path / "model.keras").write_text("the user's model")
+    assert keras_vit.training.recorded_config(str(tmp_path)) == old
+    prepare(str(tmp_path), dict(old, jit_compile=False), False, False)  # execution detail
+    prepare(str(tmp_path), dict(old, epochs=6), False, False)  # extends
+    for new, shown in ((dict(old, epochs=2), "epochs 4 -> 2"),
+                       (dict(old, seed=1), "seed 0 -> 1"),
+                       (dict(old, model_config=dict(num_layers=2, hidden_size=16)),
+                        "num_layers 1 -> 2")):
+        with pytest.raises(RunFolderError, match="--overwrite") as error:
+            prepare(str(tmp_path), new, False, False)
+        assert shown in str(error.value) and str(tmp_path) in str(error.value)
+    assert (tmp_path / "model.keras").read_text() == "the user's model"
+    prepare(str(tmp_path), dict(old, seed=1), True, False)  # --overwrite: start over
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
