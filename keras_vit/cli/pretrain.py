@@ -54,7 +54,8 @@ def add_pretrain(sub):
 
 def _run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
-    from keras_vit.cli.train import _print_metrics
+    import json
+
     from keras_vit.pretraining import pretrain
     from keras_vit.training import default_output_dir
 
@@ -69,5 +70,5 @@ def _run(args):
         jit_compile=args.jit_compile, data_dir=args.data_dir, manual_dir=args.manual_dir,
         model_fields=parse_fields(args.set), tensorboard=not args.no_tensorboard,
     )
-    _print_metrics(metrics, "pretrain", output_dir)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     return 0

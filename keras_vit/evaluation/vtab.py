@@ -30,7 +30,7 @@ import numpy as np
 
 from keras_vit.evaluation.accuracy import evaluate
 from keras_vit.training import finetuning_optimizer, load_for_finetuning, resolve_jit_compile
-from keras_vit.training.callbacks import _atomic_write_text as _write_text
+from keras_vit.utils import atomic_write_text as _write_text
 from keras_vit.training.schedules import WarmupDecay
 from keras_vit.utils import check_positive_int, to_hw
 

@@ -38,7 +38,7 @@ from keras_vit.training.train import (
     _check_recipe,
     _divisor,
     _log,
-    _save_atomic,
+    _save_model,
     _steps_per_epoch,
     _tensorboard_installed,
 )
@@ -158,8 +158,8 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
         good = checkpoint.restore(mpp)
         where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
         if good:
-            _save_atomic(backbone, model_path)
-            _save_atomic(mpp, pretraining_path)
+            _save_model(backbone, model_path)
+            _save_model(mpp, pretraining_path)
             kept = f"the last good backbone (epoch {good}) is in {model_path}"
         else:
             kept = "no epoch had completed, so no model was saved"
@@ -167,8 +167,8 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
             f"the loss became NaN or infinite at {where}; pre-training stopped and "
             f"{kept}. Lower the learning rate or check the data."
         )
-    _save_atomic(backbone, model_path)
-    _save_atomic(mpp, pretraining_path)
+    _save_model(backbone, model_path)
+    _save_model(mpp, pretraining_path)
     scores = mpp.evaluate(test_images, verbose=0, return_dict=True)
     metrics = {f"test_{k}": float(v) for k, v in scores.items()}
     metrics.update(
