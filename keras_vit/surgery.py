@@ -4,7 +4,8 @@ The paper fine-tunes at a higher resolution than it pre-trains (section 3.2):
 the patch size stays, so the sequence grows, and the learned position
 embeddings are interpolated in 2-D to the new grid. The original code does it
 with `scipy.ndimage.zoom(order=1)` (vit_jax `checkpoint.py`); timm and HF use
-bicubic `torch.nn.functional.interpolate`. Both are here, in NumPy.
+bicubic `torch.nn.functional.interpolate`. Each is a separable linear map, so
+each is one matrix per axis (`interpolation_matrix`), in NumPy.
 """
 
 import numbers
@@ -119,23 +120,90 @@ def resample_position_embeddings(
     grid = posemb[0, num_prefix_tokens:].reshape(gh, gw, -1)  # (gh, gw, D)
     if (gh, gw) == (nh, nw):
         new = grid.astype(dtype)
-    elif method == "linear":
-        import scipy.ndimage
-
-        new = scipy.ndimage.zoom(grid, (nh / gh, nw / gw, 1), order=1)
-        if new.shape[:2] != (nh, nw):  # zoom rounds the output size
-            raise ValueError(
-                f"scipy.ndimage.zoom made a {new.shape[:2]} grid for {(nh, nw)}."
-            )
-        new = new.astype(dtype)
     else:
-        rows = _bicubic_matrix(gh, nh)  # (nh, gh)
-        cols = _bicubic_matrix(gw, nw)  # (nw, gw)
-        # float32 like torch's kernel; the sums in float64 for stability.
+        rows = interpolation_matrix(gh, nh, method)  # (nh, gh)
+        cols = interpolation_matrix(gw, nw, method)  # (nw, gw)
+        # A_h @ grid @ A_w^T per channel, summed in float64.
         new = np.einsum("ih,jw,hwd->ijd", rows, cols, grid.astype(np.float64))
         new = new.astype(dtype)
     new = new.reshape(1, nh * nw, -1)  # (1, nh*nw, D)
     return np.concatenate([prefix, new], axis=1)
+
+
+def interpolation_matrix(in_size, out_size, method="linear", antialias=False):
+    """The (out_size, in_size) weights of a 1-D resize, as a matrix.
+
+    Every resize here is separable and linear in its input, so a 2-D resize of
+    a (h, w) grid is `A_h @ grid @ A_w.T` with `A_h = interpolation_matrix(h,
+    new_h, ...)` and `A_w = interpolation_matrix(w, new_w, ...)`. The matrices
+    reproduce, to float64 precision:
+
+    - "linear": `scipy.ndimage.zoom(..., order=1)`, the original code's resize
+      (vit_jax `checkpoint.py`): output i samples input x = i * (in-1)/(out-1),
+      corners aligned.
+    - "bicubic", antialias=False: torch `F.interpolate(mode="bicubic",
+      align_corners=False)`: x = (i + 0.5) * in/out - 0.5, Keys' cubic with
+      a = -0.75 on 4 neighbours, indices clamped to the border. HF's
+      `interpolate_pos_encoding`.
+    - "bicubic", antialias=True: torch's antialiased bicubic (timm's
+      `resample_abs_pos_embed`): Keys' cubic with a = -0.5, its support
+      stretched by in/out when down-sampling, the weights of each output
+      normalised to sum to 1 (also when up-sampling, where it still differs
+      from the plain kernel).
+
+    Args:
+        in_size: int, the input length.
+        out_size: int, the output length.
+        method: "linear" or "bicubic". Defaults to "linear".
+        antialias: bool, torch's antialiased kernel ("bicubic" only).
+            Defaults to False.
+
+    Returns:
+        float64 array (out_size, in_size).
+
+    Example:
+
+    >>> A = interpolation_matrix(14, 24, "bicubic", antialias=True)
+    >>> A.shape
+    (24, 14)
+    """
+    in_size = check_positive_int("in_size", in_size)
+    out_size = check_positive_int("out_size", out_size)
+    check_choice("method", method, RESAMPLE_METHODS)
+    if not isinstance(antialias, bool):
+        raise ValueError(
+            "Received an invalid value for argument `antialias`, expected a bool. "
+            f"Received: antialias={antialias!r}"
+        )
+    if method == "linear":
+        if antialias:
+            raise ValueError(
+                "Received an invalid value for argument `antialias`: the "
+                "'linear' resize is scipy.ndimage.zoom(order=1), which has no "
+                "antialiased form. Received: method='linear', antialias=True"
+            )
+        return _linear_matrix(in_size, out_size)
+    if antialias:
+        return _bicubic_aa_matrix(in_size, out_size)
+    return _bicubic_matrix(in_size, out_size)
+
+
+def _linear_matrix(in_size, out_size):
+    """(out, in) weights of `scipy.ndimage.zoom(order=1)` (grid_mode=False).
+
+    zoom maps output i to input x = i * (in-1)/(out-1) (x = 0 when out = 1)
+    and interpolates linearly between floor(x) and floor(x)+1.
+    """
+    step = (in_size - 1) / (out_size - 1) if out_size > 1 else 1.0
+    out = np.zeros((out_size, in_size), np.float64)
+    for i in range(out_size):
+        x = min(i * step, in_size - 1)
+        x0 = min(int(np.floor(x)), in_size - 1)
+        t = x - x0
+        out[i, x0] += 1.0 - t
+        if t > 0:
+            out[i, x0 + 1] += t
+    return out
 
 
 def _bicubic_matrix(in_size, out_size, a=-0.75):
@@ -160,6 +228,44 @@ def _bicubic_matrix(in_size, out_size, a=-0.75):
         )
         for k, w in zip(range(-1, 3), weights):
             out[i, min(max(x0 + k, 0), in_size - 1)] += w
+    return out
+
+
+def _keys_cubic(x, a):
+    x = abs(x)
+    if x < 1.0:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+    if x < 2.0:
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return 0.0
+
+
+def _bicubic_aa_matrix(in_size, out_size, a=-0.5):
+    """(out, in) weights of torch's antialiased bicubic (align_corners=False).
+
+    torch's `_compute_indices_min_size_weights_aa` (UpSampleKernel.cpp):
+    scale = in/out, support = 2 * max(scale, 1), centre = (i + 0.5) * scale;
+    inputs j in [int(centre - support + 0.5), int(centre + support + 0.5))
+    (clipped to the input) weigh cubic((j - centre + 0.5) / max(scale, 1))
+    with Keys' a = -0.5, normalised to sum 1. No border clamping: weights
+    outside the input are dropped before normalising.
+    """
+    scale = in_size / out_size
+    support = 2.0 * scale if scale >= 1.0 else 2.0
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    max_size = int(np.ceil(support)) * 2 + 1
+    out = np.zeros((out_size, in_size), np.float64)
+    for i in range(out_size):
+        center = scale * (i + 0.5)
+        xmin = max(int(center - support + 0.5), 0)  # int() truncates, like C++
+        xsize = min(int(center + support + 0.5), in_size) - xmin
+        xsize = min(max(xsize, 0), max_size)
+        w = np.array([_keys_cubic((j + xmin - center + 0.5) * invscale, a)
+                      for j in range(xsize)])
+        total = w.sum()
+        if total != 0.0:
+            w = w / total
+        out[i, xmin:xmin + xsize] = w
     return out
 
 

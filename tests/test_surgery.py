@@ -77,7 +77,7 @@ def test_linear_square_grid_inferred():
     pe = np.random.default_rng(0).normal(size=(1, 1 + 49, 4))
     out = keras_vit.resample_position_embeddings(pe, 10)
     ref = scipy.ndimage.zoom(pe[0, 1:].reshape(7, 7, 4), (10 / 7, 10 / 7, 1), order=1)
-    np.testing.assert_allclose(out[0, 1:], ref.reshape(-1, 4), rtol=0, atol=0)
+    np.testing.assert_allclose(out[0, 1:], ref.reshape(-1, 4), rtol=0, atol=1e-12)
 
 
 def test_bicubic_matches_timm_fixture():
@@ -105,6 +105,61 @@ def test_bicubic_matches_timm_live():
                                             "bicubic", antialias=False).numpy()
         out = keras_vit.resample_position_embeddings(pe, new, 1, "bicubic", old_grid=old)
         assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+SIZES = [(14, 24), (24, 14), (7, 12), (5, 9), (9, 5), (16, 16), (3, 1), (1, 4), (8, 26), (13, 4)]
+
+
+@pytest.mark.parametrize("in_size, out_size", SIZES)
+@pytest.mark.parametrize("antialias", [False, True])
+def test_interpolation_matrix_bicubic_is_torch(in_size, out_size, antialias):
+    """Each row of the matrix is torch's F.interpolate of a unit impulse, up and down."""
+    torch = pytest.importorskip("torch")
+    eye = torch.eye(in_size, dtype=torch.float64)[None, None]  # (1, 1, in, in)
+    ref = torch.nn.functional.interpolate(eye, size=(out_size, in_size), mode="bicubic",
+                                          align_corners=False, antialias=antialias)[0, 0]
+    A = keras_vit.surgery.interpolation_matrix(in_size, out_size, "bicubic", antialias)
+    assert A.shape == (out_size, in_size) and A.dtype == np.float64
+    np.testing.assert_allclose(A, ref.numpy(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_size, out_size", SIZES)
+def test_interpolation_matrix_linear_is_scipy_zoom(in_size, out_size):
+    # mode="nearest" only differs from zoom's default where a float rounding puts the
+    # last output a hair past the border (8 -> 26), where the default returns 0.
+    ref = scipy.ndimage.zoom(np.eye(in_size), (out_size / in_size, 1), order=1, mode="nearest")
+    A = keras_vit.surgery.interpolation_matrix(in_size, out_size)
+    np.testing.assert_allclose(A, ref, rtol=0, atol=1e-12)
+
+
+def test_interpolation_matrix_2d_non_square_against_torch():
+    torch = pytest.importorskip("torch")
+    grid = np.random.default_rng(0).normal(size=(5, 7))
+    for size, aa in [((9, 4), True), ((9, 4), False), ((3, 11), True)]:
+        ref = torch.nn.functional.interpolate(torch.from_numpy(grid)[None, None], size=size,
+                                              mode="bicubic", align_corners=False, antialias=aa)
+        A_h = keras_vit.surgery.interpolation_matrix(5, size[0], "bicubic", aa)
+        A_w = keras_vit.surgery.interpolation_matrix(7, size[1], "bicubic", aa)
+        np.testing.assert_allclose(A_h @ grid @ A_w.T, ref[0, 0].numpy(), rtol=0, atol=1e-6)
+
+
+def test_interpolation_matrix_aa_differs_from_plain_when_upsampling():
+    plain = keras_vit.surgery.interpolation_matrix(14, 24, "bicubic")
+    aa = keras_vit.surgery.interpolation_matrix(14, 24, "bicubic", antialias=True)
+    assert np.abs(plain - aa).max() > 1e-2
+    np.testing.assert_allclose(aa.sum(axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(in_size=0, out_size=3), "in_size"),
+    (dict(in_size=3, out_size=2.5), "out_size"),
+    (dict(in_size=3, out_size=3, method="area"), "method"),
+    (dict(in_size=3, out_size=4, antialias=True), "antialias"),
+    (dict(in_size=3, out_size=4, method="bicubic", antialias=1), "antialias"),
+])
+def test_interpolation_matrix_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keras_vit.surgery.interpolation_matrix(**kwargs)
 
 
 @pytest.mark.parametrize("kwargs, match", [
