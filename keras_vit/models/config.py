@@ -15,6 +15,7 @@ from keras_vit.utils import (
 POOLINGS = ("token", "gap", None)
 POSITION_EMBEDDINGS = ("learned", "learned_2d", "sincos_2d", "relative", "none")
 PLACEMENTS = ("stem", "every_layer", "every_layer_shared")
+RESAMPLE_METHODS = ("linear", "bicubic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,16 @@ class ViTConfig:
     normalization_std: Tuple[float, ...] = (0.5,)  # 0.5 and 0.5 give x / 127.5 - 1
     hybrid_layers: Optional[Tuple[int, ...]] = None  # BiT ResNet stage depths, (3, 4, 9)
     hybrid_width: int = 64  # BiT ResNet stem width
+    # How the position embeddings are resampled for a new image size: the way
+    # the weights' source does it (surgery.interpolation_matrix). "linear" is
+    # the original code's scipy zoom; timm runs "bicubic" with antialias=True,
+    # HF "bicubic" with antialias=False. Converters record the source's choice.
+    resample_method: str = "linear"  # or "bicubic"
+    resample_antialias: bool = False  # torch's antialiased kernel ("bicubic" only)
+    # Input (None, None, C): the grid is read from each image and the position
+    # embeddings (made for image_size's grid) are resampled to it in the graph
+    # with resample_method / resample_antialias.
+    dynamic_image_size: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -65,13 +76,21 @@ class ViTConfig:
                 f"layer_norm_epsilon={self.layer_norm_epsilon!r}"
             )
         set_("layer_norm_epsilon", float(self.layer_norm_epsilon))
-        for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing"):
+        for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing",
+                     "resample_antialias", "dynamic_image_size"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"Received an invalid value for argument `{name}`, expected "
                     f"True or False. Received: {name}={getattr(self, name)!r}"
                 )
         check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("resample_method", self.resample_method, RESAMPLE_METHODS)
+        if self.resample_antialias and self.resample_method != "bicubic":
+            raise ValueError(
+                "Received an invalid value for argument `resample_antialias`: only "
+                "the 'bicubic' resample has an antialiased form. Received: "
+                f"resample_method={self.resample_method!r}, resample_antialias=True"
+            )
         check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
         check_choice(
             "position_embedding_placement", self.position_embedding_placement, PLACEMENTS
@@ -117,6 +136,8 @@ class ViTConfig:
                 check_positive_int("hybrid_layers", d) for d in self.hybrid_layers
             ))
         check_divisible_image_size(self.image_hw, self.patch_size * self.stem_stride)
+        if self.dynamic_image_size:
+            _check_dynamic(self)
 
     # Derived quantities.
     @property
@@ -175,6 +196,25 @@ def _int_or_pair(name, value):
     if isinstance(value, tuple):
         return to_hw(name, value)
     return check_positive_int(name, value)
+
+
+def _check_dynamic(config):
+    """Refuses, by name, what `dynamic_image_size` cannot resample yet."""
+    refused = []
+    if config.position_embedding == "relative":
+        refused.append("position_embedding='relative' (its bias table is sized by the grid)")
+    if config.position_embedding_placement != "stem" and config.position_embedding != "none":
+        refused.append(
+            f"position_embedding_placement={config.position_embedding_placement!r} "
+            "(per-layer embeddings do not see the grid)"
+        )
+    if config.hybrid_layers is not None:
+        refused.append("hybrid_layers (the ResNet stem's size check is not dynamic)")
+    if refused:
+        raise ValueError(
+            "Received an invalid value for argument `dynamic_image_size`: True is "
+            "not supported with " + "; ".join(refused) + ". Received: dynamic_image_size=True"
+        )
 
 
 def field_names():
