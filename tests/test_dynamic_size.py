@@ -17,7 +17,7 @@ pytestmark = pytest.mark.portable
 BACKEND = keras.backend.backend()
 # Tiny models with the paper's grid arithmetic: patch 4 at 16 (a 4x4 grid)
 # stands for 16 at 224 (14x14); 28 for 384 (7x7 vs 24x24), 20x32 for 160x240.
-TINY = dict(image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_layers=2,
+TINY = dict(image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_layers=1,
             num_heads=2, mlp_dim=64, num_classes=5)
 SIZES = (16, 28, (20, 32))
 RESIZES = (("linear", False), ("bicubic", False), ("bicubic", True))
@@ -88,8 +88,11 @@ def test_sincos_ops_equals_numpy_table():
                                    atol=2e-6, rtol=0)
 
 
-@pytest.mark.parametrize("method,antialias", RESIZES)
-@pytest.mark.parametrize("kind", ("learned", "learned_2d", "sincos_2d"))
+@pytest.mark.parametrize("kind,method,antialias", [
+    ("learned", "linear", False), ("learned", "bicubic", False), ("learned", "bicubic", True),
+    ("learned_2d", "linear", False), ("learned_2d", "bicubic", True),
+    ("sincos_2d", "linear", False),  # recomputed for the grid: the resize plays no part
+])
 def test_logits_equal_fixed_size_models(kind, method, antialias):
     dynamic = _perturbed_dynamic(position_embedding=kind, resample_method=method,
                                  resample_antialias=antialias)
@@ -149,12 +152,12 @@ def test_under_xla_one_trace_per_size():
         compiled = tf.function(forward, jit_compile=True, reduce_retracing=True)
     else:
         pytest.skip("torch has no XLA compilation here")
-    sizes = (16, 28, (20, 32), (32, 12), 28, 16)
+    sizes = (16, 28, (20, 32), 16)
     for size in sizes:
         images = _images(size)
         np.testing.assert_allclose(_np(compiled(images)), _np(dynamic(images)),
                                    atol=1e-5, rtol=0, err_msg=str(size))
-    assert len(traces) <= 4, traces  # never more than one per distinct size
+    assert len(traces) <= 3, traces  # never more than one per distinct size
     if BACKEND == "tensorflow":
         assert any(s[1] is None for s in traces), traces  # the relaxed, symbolic trace ran
 
@@ -162,8 +165,8 @@ def test_under_xla_one_trace_per_size():
 def test_keras_predict_many_sizes_after_relaxing():
     # model.predict's tf.function relaxes the shape after a few sizes (TF).
     dynamic = _perturbed_dynamic()
-    dynamic.compile(jit_compile=BACKEND != "torch")
-    for size in (16, 28, (20, 32), (12, 24), (24, 12), 28):
+    dynamic.compile(jit_compile=False)  # XLA: test_under_xla_one_trace_per_size
+    for size in (16, 28, (20, 32), (12, 24)):
         images = _images(size)
         np.testing.assert_allclose(dynamic.predict(images, verbose=0), _np(dynamic(images)),
                                    atol=1e-5, rtol=0, err_msg=str(size))
@@ -182,11 +185,12 @@ def test_keras_save_load_and_config_round_trip(tmp_path):
         layer_checks.check_config_round_trip(layer)
 
 
-def test_train_step_at_two_sizes():
+def test_train_step_at_another_size():
     dynamic = _perturbed_dynamic()
-    for size in (16, (20, 32)):
-        layer_checks.check_train_step(dynamic, _images(size, batch=4),
-                                      np.random.default_rng(0).normal(size=(4, 5)))
+    # At a size other than the stored grid's: the gradient reaches the
+    # position embedding through the resample.
+    layer_checks.check_train_step(dynamic, _images((20, 32), batch=4),
+                                  np.random.default_rng(0).normal(size=(4, 5)))
 
 
 def test_position_embedding_refuses_grid_when_static():
@@ -208,3 +212,25 @@ def test_whole_size_ti16_at_224_384_and_160x240(method, antialias):
         np.testing.assert_allclose(_np(dynamic(images)),
                                    _np(_fixed_at(dynamic, size, method, antialias)(images)),
                                    atol=1e-5, rtol=0, err_msg=str(size))
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="Keras exports from TensorFlow here")
+@pytest.mark.parametrize("format,name", [("saved_model", "sm"), ("onnx", "m.onnx"),
+                                         ("tflite", "m.tflite")])
+def test_export_keeps_height_and_width_free(tmp_path, format, name):
+    # The artefact resamples in its own graph: every format here takes any size
+    # (TFLite too, through the interpreter's resize_tensor_input).
+    from keras_vit import export
+
+    missing = export.missing_requirements(format)
+    if missing:
+        pytest.skip(f"{format} export needs {', '.join(missing)}")
+    dynamic = _perturbed_dynamic(resample_method="bicubic", resample_antialias=True)
+    report = export.export_model(dynamic, tmp_path / name, format=format)
+    assert report["image_sizes"] == [[16, 16], [20, 28]]  # verified at two sizes
+    for size in (28, (32, 12)):  # and at two more, read back here
+        images = _images(size)
+        want = _np(dynamic(images))
+        got = export.exporter.RUNNERS[format](str(tmp_path / name), images)
+        np.testing.assert_allclose(got, want, rtol=0,
+                                   atol=export.TOLERANCES[format] * np.abs(want).max())
