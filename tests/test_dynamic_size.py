@@ -182,7 +182,9 @@ def test_keras_save_load_and_config_round_trip(tmp_path):
                   PatchEncoder((4, 4), dynamic=True, resample_method="bicubic",
                                resample_antialias=True),
                   PositionEmbedding((2, 3), "learned_2d", dynamic=True)):
-        layer_checks.check_config_round_trip(layer)
+        clone = layer_checks.check_config_round_trip(layer)
+        for name in ("flatten", "dynamic", "resample_method", "resample_antialias"):
+            assert getattr(clone, name, None) == getattr(layer, name, None), name
 
 
 def test_train_step_at_another_size():
