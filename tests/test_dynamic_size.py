@@ -241,3 +241,30 @@ def test_export_keeps_height_and_width_free(tmp_path, format, name):
         got = export.exporter.RUNNERS[format](str(tmp_path / name), images)
         np.testing.assert_allclose(got, want, rtol=0,
                                    atol=export.TOLERANCES[format] * np.abs(want).max())
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="Keras exports from TensorFlow here")
+def test_cli_export_of_a_saved_dynamic_model_in_a_fresh_process(tmp_path):
+    # The user's path: a .keras file, `keras-vit export` in a new process.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from keras_vit import export
+
+    dynamic = _perturbed_dynamic(resample_method="bicubic")
+    dynamic.save(tmp_path / "dynamic.keras")
+    out = tmp_path / "sm"
+    run = subprocess.run(
+        [sys.executable, "-m", "keras_vit", "export", str(tmp_path / "dynamic.keras"),
+         "--format", "saved_model", "--output", str(out)],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout[run.stdout.index("{"):])
+    assert report["image_sizes"] == [[16, 16], [20, 28]]
+    images = _images((24, 12))
+    np.testing.assert_allclose(export.exporter.RUNNERS["saved_model"](str(out), images),
+                               _np(dynamic(images)), atol=1e-5, rtol=0)
