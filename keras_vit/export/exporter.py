@@ -69,9 +69,9 @@ def export_model(model, output, format="saved_model", verify=True, images=None,
         verify: run the artefact with the format's runtime on `images` and
             compare its outputs with the model's. Defaults to True.
         images: array (B, H, W, C) for the check. Defaults to 4 images of
-            uniform random pixels (seed 0) at the model's input size, and
-            for a model taking any size (`dynamic_image_size`) 4 more at a
-            second, non-square size (one patch taller, three wider).
+            uniform random pixels (seed 0) at the model's input size. A
+            model taking any size (`dynamic_image_size`) is also checked on
+            as many random images one patch taller and three wider.
         overwrite: replace an existing `output`. Defaults to False.
         verbose: Keras' export messages. Defaults to False.
 
@@ -114,7 +114,6 @@ def export_model(model, output, format="saved_model", verify=True, images=None,
                 "choose another path or pass overwrite=True (--overwrite) to replace it."
             )
         shutil.rmtree(output) if os.path.isdir(output) else os.remove(output)
-    given_images = images
     if images is None and verify:
         images = sample_images(model)
     # Batch and, for a dynamic-size model, height and width stay free in the artefact.
@@ -124,22 +123,22 @@ def export_model(model, output, format="saved_model", verify=True, images=None,
     model.export(output, format=KERAS_FORMATS[format], verbose=verbose, input_signature=spec)
     report = {"format": format, "output": output}
     if verify:
-        batches = [images] + ([_second_size_images(model)] if given_images is None else [])
+        batches = [images, _second_size_images(model, images)]
         checks = [verify_export(model, output, format, b) for b in batches if b is not None]
         report.update(max(checks, key=lambda c: c["max_abs_difference"] / max(c["scale"], 1e-12)))
         report["image_sizes"] = [list(np.shape(b)[1:3]) for b in batches if b is not None]
     return report
 
 
-def _second_size_images(model):
-    """For a model taking any size: a non-square batch at another grid, so the
-    check shows the artefact's height and width are free and resample right."""
+def _second_size_images(model, images):
+    """For a model taking any size: a batch like `images` at another, non-square
+    grid, so the check shows the artefact's height and width are free."""
     config = getattr(model, "config", None)
     if None not in _input_shape(model)[1:3] or config is None:
         return None
     step = config.patch_size * config.stem_stride
-    h, w = config.image_hw
-    return sample_images(model, image_size=(h + step, w + 3 * step), seed=1)
+    batch, h, w = np.shape(images)[:3]
+    return sample_images(model, batch, seed=1, image_size=(h + step, w + 3 * step))
 
 
 def verify_export(model, output, format, images):
