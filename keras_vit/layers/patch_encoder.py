@@ -27,9 +27,18 @@ class PatchEncoder(keras.layers.Layer):
             token (DeiT). Defaults to False.
         num_register_tokens: int, learnable register tokens after those
             (timm `reg_tokens`). Defaults to 0.
+        dynamic: bool, take patch embeddings laid out on their grid, (B, gh,
+            gw, D) with any gh and gw, and resample the position embedding
+            (made for `grid_size`) to that grid in the graph. Defaults to
+            False.
+        resample_method: "linear" or "bicubic", the resize for `dynamic`
+            (see `PositionEmbedding`). Defaults to "linear".
+        resample_antialias: bool, torch's antialiased bicubic. Defaults to
+            False.
 
     Call arguments:
-        patch_embeddings: tensor (B, gh*gw, D).
+        patch_embeddings: tensor (B, gh*gw, D), or (B, gh, gw, D) when
+            `dynamic`.
 
     Returns:
         Tensor (B, prefix + gh*gw, D), prefix = [class], [distillation],
@@ -50,6 +59,9 @@ class PatchEncoder(keras.layers.Layer):
         initializer_range=0.02,
         distillation_token=False,
         num_register_tokens=0,
+        dynamic=False,
+        resample_method="linear",
+        resample_antialias=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -69,6 +81,9 @@ class PatchEncoder(keras.layers.Layer):
         self.num_prefix_tokens = (
             int(self.class_token) + int(self.distillation_token) + self.num_register_tokens
         )
+        self.dynamic = dynamic
+        self.resample_method = resample_method
+        self.resample_antialias = resample_antialias
         self.position_embedding_layer = None
         if self.position_embedding != "none":
             self.position_embedding_layer = PositionEmbedding(
@@ -76,13 +91,21 @@ class PatchEncoder(keras.layers.Layer):
                 kind=self.position_embedding,
                 num_prefix_tokens=self.num_prefix_tokens,
                 initializer_range=self.initializer_range,
+                dynamic=dynamic,
+                resample_method=resample_method,
+                resample_antialias=resample_antialias,
                 dtype=self.dtype_policy,
                 name="position_embedding",
             )
 
     def build(self, input_shape):
         gh, gw = self.grid_size
-        if input_shape[1] is not None and input_shape[1] != gh * gw:
+        if self.dynamic and len(input_shape) != 4:
+            raise ValueError(
+                "`PatchEncoder` with dynamic=True expects patch embeddings on "
+                f"their grid, (batch, gh, gw, D). Received: input_shape={tuple(input_shape)}"
+            )
+        if not self.dynamic and input_shape[1] is not None and input_shape[1] != gh * gw:
             raise ValueError(
                 f"`PatchEncoder` for a {gh}x{gw} grid expects {gh * gw} patches. "
                 f"Received: input_shape={tuple(input_shape)}"
@@ -108,6 +131,11 @@ class PatchEncoder(keras.layers.Layer):
 
     def call(self, patch_embeddings):
         x = patch_embeddings
+        grid = None
+        if self.dynamic:
+            shape = ops.shape(x)
+            grid = (shape[1], shape[2])  # (gh, gw), symbolic when traced so
+            x = ops.reshape(x, (shape[0], -1, x.shape[-1]))  # (B, gh*gw, D)
         prefix = [self.cls] if self.class_token else []
         prefix += [self.dist] if self.distillation_token else []
         prefix += [self.registers] if self.num_register_tokens else []
@@ -117,11 +145,15 @@ class PatchEncoder(keras.layers.Layer):
                       for t in prefix]
             x = ops.concatenate(prefix + [x], axis=1)  # (B, prefix + N, D)
         if self.position_embedding_layer is not None:
-            x = self.position_embedding_layer(x)
+            x = self.position_embedding_layer(x, grid_size=grid)
         return x
 
     def compute_output_shape(self, input_shape):
-        batch, n, width = input_shape
+        if self.dynamic:
+            batch, gh, gw, width = input_shape
+            n = None if gh is None or gw is None else gh * gw
+        else:
+            batch, n, width = input_shape
         n = None if n is None else n + self.num_prefix_tokens
         return (batch, n, width)
 
@@ -135,6 +167,9 @@ class PatchEncoder(keras.layers.Layer):
                 "initializer_range": self.initializer_range,
                 "distillation_token": self.distillation_token,
                 "num_register_tokens": self.num_register_tokens,
+                "dynamic": self.dynamic,
+                "resample_method": self.resample_method,
+                "resample_antialias": self.resample_antialias,
             }
         )
         return config

@@ -62,6 +62,10 @@ class ViTConfig:
     num_register_tokens: int = 0  # timm `reg_tokens` (Darcet et al. 2023), after them
     fc_norm: bool = False  # final LayerNorm after pooling, not before (timm avg pool)
     layer_scale_init_value: Optional[float] = None  # DeiT III / CaiT layer scale gamma
+    # Input (None, None, C): the grid is read from each image and the position
+    # embeddings (made for image_size's grid) are resampled to it in the graph
+    # with resample_method / resample_antialias.
+    dynamic_image_size: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -79,7 +83,8 @@ class ViTConfig:
             )
         set_("layer_norm_epsilon", float(self.layer_norm_epsilon))
         for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing",
-                     "resample_antialias", "distillation_token", "distilled_head", "fc_norm"):
+                     "resample_antialias", "distillation_token", "distilled_head", "fc_norm",
+                     "dynamic_image_size"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"Received an invalid value for argument `{name}`, expected "
@@ -168,6 +173,8 @@ class ViTConfig:
                 check_positive_int("hybrid_layers", d) for d in self.hybrid_layers
             ))
         check_divisible_image_size(self.image_hw, self.patch_size * self.stem_stride)
+        if self.dynamic_image_size:
+            _check_dynamic(self)
 
     # Derived quantities.
     @property
@@ -227,6 +234,25 @@ def _int_or_pair(name, value):
     if isinstance(value, tuple):
         return to_hw(name, value)
     return check_positive_int(name, value)
+
+
+def _check_dynamic(config):
+    """Refuses, by name, what `dynamic_image_size` cannot resample yet."""
+    refused = []
+    if config.position_embedding == "relative":
+        refused.append("position_embedding='relative' (its bias table is sized by the grid)")
+    if config.position_embedding_placement != "stem" and config.position_embedding != "none":
+        refused.append(
+            f"position_embedding_placement={config.position_embedding_placement!r} "
+            "(per-layer embeddings do not see the grid)"
+        )
+    if config.hybrid_layers is not None:
+        refused.append("hybrid_layers (the ResNet stem's size check is not dynamic)")
+    if refused:
+        raise ValueError(
+            "Received an invalid value for argument `dynamic_image_size`: True is "
+            "not supported with " + "; ".join(refused) + ". Received: dynamic_image_size=True"
+        )
 
 
 def field_names():

@@ -59,7 +59,8 @@ class VisionTransformer(keras.Model):
                 f"ViTConfig or a dict. Received: config={config!r}"
             )
         policy = keras.dtype_policies.get(dtype) if dtype else keras.config.dtype_policy()
-        inputs = keras.Input(config.image_hw + (config.num_channels,), name="images")
+        hw = (None, None) if config.dynamic_image_size else config.image_hw
+        inputs = keras.Input(hw + (config.num_channels,), name="images")
         outputs = _forward(inputs, config, policy)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self.dtype_policy = policy  # functional models ignore a `dtype` argument
@@ -134,7 +135,10 @@ def _forward(images, config, policy):
         )(x)  # (B, H, W, C)
     if c.hybrid_layers is not None:
         x = resnet_stem(x, c.hybrid_layers, c.hybrid_width, policy)  # (B, H/16, W/16, C')
-    x = Patches(c.patch_size, dtype=policy, name="patches")(x)  # (B, N, P*P*C)
+    dynamic = c.dynamic_image_size  # then the grid stays 2-D until the encoder reads it
+    x = Patches(c.patch_size, flatten=not dynamic, dtype=policy, name="patches")(
+        x
+    )  # (B, N, P*P*C), or (B, gh, gw, P*P*C) when dynamic
     x = keras.layers.Dense(
         c.hidden_size, kernel_initializer="lecun_normal", dtype=policy, name="patch_embedding"
     )(x)  # (B, N, D) = x_p E
@@ -146,6 +150,9 @@ def _forward(images, config, policy):
         position_embedding=c.position_embedding if at_stem else "none",
         distillation_token=c.distillation_token,
         num_register_tokens=c.num_register_tokens,
+        dynamic=dynamic,
+        resample_method=c.resample_method,
+        resample_antialias=c.resample_antialias,
         dtype=policy,
         name="patch_encoder",
     )(x)  # (B, T, D) = z_0, T = prefix + N
