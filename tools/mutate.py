@@ -37,9 +37,10 @@ MUTATIONS = [
      'epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"',
      'epsilon=1e-5, dtype=policy, name="encoder_norm"',
      ["tests/test_fixture_parity.py::test_layer_norm_epsilon_shows_at_small_activations"], {}),
-    ("finetune-drops-pretrained-weights", "keras_vit/training/train.py",
-     "model = keras_vit.resize_position_embeddings(model, image_size)",
-     "model = keras_vit.ViT(model.config.replace(image_size=image_size))",
+    ("finetune-drops-pretrained-weights", "keras_vit/checkpoints/convert.py",
+     "    MODULES[src.format].port(porter, config, layout)\n"
+     "    porter.finish(allowed_unset=new_layers)\n",
+     "    pass  # a fresh ViT at the new size: the checkpoint's weights dropped\n",
      ["tests/test_training_wiring.py::"
       "test_finetune_at_a_negligible_rate_keeps_the_converted_and_resized_weights"], {}),
     ("hybrid-stride-on-1x1-conv", "keras_vit/models/resnet_stem.py",
@@ -56,8 +57,8 @@ MUTATIONS = [
      ["tests/test_evaluation_references.py::"
       "test_evaluate_fewshot_equals_sklearn_on_pre_logits_features"], {}),
     ("no-embed-class-gets-patch-0-embedding", "keras_vit/checkpoints/timm.py",
-     "lambda p: np.concatenate([np.zeros_like(p[:, :1]), p], 1)",
-     "lambda p: np.concatenate([p[:, :1], p], 1)",
+     "[np.zeros_like(p[:, :1]).repeat(prefix, 1), p], 1))",
+     "[p[:, :1].repeat(prefix, 1), p], 1))",
      ["tests/test_fixture_parity.py::"
       "test_timm_no_embed_class_gives_the_class_token_no_position_embedding"], {}),
     ("label-smoothing-zero", "keras_vit/training/train.py",
@@ -66,7 +67,7 @@ MUTATIONS = [
      ["tests/test_training_wiring.py::"
       "test_saved_model_compiled_with_the_recipes_label_smoothing"], {}),
     ("constant-learning-rate", "keras_vit/training/train.py",
-     'schedule, weight_decay=recipe["weight_decay"],',
+     'run.schedule(), weight_decay=recipe["weight_decay"],',
      'recipe["learning_rate"], weight_decay=recipe["weight_decay"],',
      ["tests/test_training_wiring.py::test_history_learning_rate_follows_the_schedule"], {}),
     ("shared-position-embedding-added-once", "keras_vit/models/vit.py",
