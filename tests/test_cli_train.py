@@ -75,7 +75,7 @@ def test_sigkill_then_rerun_completes_each_epoch_once(tmp_path):
     (["train", "--data", "cifar10", "--data-dir", "{tmp}"], "not downloaded"),
     (["train", "--epochs", "0"], "`epochs`"),
     (["train", "--set", "num_layerz=2"], "unknown ViTConfig field(s) num_layerz"),
-    (["finetune", "--weights", "{tmp}/missing.keras"], "No model file"),
+    (["finetune", "--weights", "{tmp}/missing.keras"], "No checkpoint file or folder"),
     (["finetune", "--weights", "{tmp}/bad.keras"], "is not a Keras model file"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):

@@ -102,7 +102,7 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
         )
     recipe = dict(DIGITS_RECIPE if data == "digits" else PRETRAIN_RECIPE)
     recipe.pop("label_smoothing")  # no labels here
-    recipe.pop("jit_compile_cpu")  # measured for the classifier, not for this objective
+    recipe.pop("jit_compile_cpu", None)  # measured for the classifier, not for this objective
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  dropout_rate=dropout_rate, drop_path_rate=drop_path_rate, augment=augment,
