@@ -115,3 +115,21 @@ def test_checkpoint_list_matches_the_registry():
 
     with open(os.path.join(ROOT, "weights", "CHECKPOINTS.md")) as f:
         assert registry.markdown_table() in f.read()
+
+
+def test_finetune_takes_variant_and_set_for_what_a_checkpoint_does_not_record(tmp_path):
+    """A timm state dict records no head count: `finetune` says which field is missing,
+    by the flag that gives it, and `--set num_heads=2` fine-tunes it (as `convert` does)."""
+    timm = os.path.join(os.path.dirname(__file__), "fixtures", "timm_tiny.safetensors")
+    out = _cli("finetune", "--weights", timm, "--epochs", "1", "--batch-size", "128",
+               "--no-tensorboard", "--jit-compile", "off", "--output-dir", str(tmp_path / "a"))
+    assert out.returncode == 1
+    lines = [l for l in out.stderr.splitlines() if l.startswith("keras-vit ")]
+    assert len(lines) == 1 and "num_heads" in lines[0], out.stderr[-2000:]
+    out = _cli("finetune", "--weights", timm, "--set", "num_heads=2", "--epochs", "1",
+               "--batch-size", "128", "--no-tensorboard", "--jit-compile", "off",
+               "--output-dir", str(tmp_path / "b"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["config"]["model_config"]["num_heads"] == 2
+    assert metrics["config"]["model_config"]["num_classes"] == 10

@@ -2,7 +2,7 @@
 
 import shlex
 
-from keras_vit.cli.common import add_set_argument, parse_fields
+from keras_vit.cli.common import add_checkpoint_arguments, add_set_argument, parse_fields
 
 
 def _recipe_arguments(p, defaults):
@@ -105,6 +105,7 @@ def add_finetune(sub):
                    help="a .keras model, a checkpoint file (.npz, safetensors) or a "
                    "registered name such as B/16:augreg_in21k")
     _recipe_arguments(p, "runs/finetune-<data>")
+    add_checkpoint_arguments(p)
     # The fine-tuning kit (keras_vit.training.finetune_kit).
     p.add_argument("--layer-decay", type=float, default=None,
                    help="layer-wise learning-rate decay: block i of L learns at "
@@ -120,6 +121,7 @@ def add_finetune(sub):
 
     def run(args):
         return _run_recipe(args, "finetune", args.weights, layer_decay=args.layer_decay,
-                           ema=args.ema, lora_rank=args.lora_rank, remat=args.remat)
+                           ema=args.ema, lora_rank=args.lora_rank, remat=args.remat,
+                           variant=args.variant, model_fields=parse_fields(args.set))
 
     p.set_defaults(run=run)

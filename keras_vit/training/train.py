@@ -606,16 +606,19 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
                    overwrite, command)
 
 
-def load_for_finetuning(weights, num_classes, image_size=None, dtype=None):
+def load_for_finetuning(weights, num_classes, image_size=None, dtype=None, variant=None,
+                        **fields):
     """A model from a `.keras` file, a checkpoint file or a registered name,
     with a zero head for `num_classes`, position embeddings resized to
     `image_size` as the weights' source does and, with `dtype` (a policy such
     as "mixed_bfloat16"), built under it: the checkpoint pipeline's
-    `keras_vit.checkpoints.load` with `new_head=True`."""
-    overrides = {"num_classes": num_classes}
+    `keras_vit.checkpoints.load` with `new_head=True`. `variant` and `fields`
+    (ViTConfig fields) give what a checkpoint file does not record."""
+    overrides = {"num_classes": num_classes, **fields}
     if image_size is not None:
         overrides["image_size"] = image_size
-    return load_checkpoint(os.fspath(weights), dtype=dtype, new_head=True, **overrides)
+    return load_checkpoint(os.fspath(weights), dtype=dtype, new_head=True, variant=variant,
+                           **overrides)
 
 
 def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=None,
@@ -624,7 +627,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
              jit_compile="auto", distribute=False, gradient_accumulation_steps=None,
              steps_per_execution=None, data_dir=None, manual_dir=None, tensorboard=True,
              verbose="auto", overwrite=False, command=None, layer_decay=None, ema=None,
-             lora_rank=None, remat=False):
+             lora_rank=None, remat=False, variant=None, model_fields=None):
     """Fine-tunes a pre-trained ViT with the paper's fine-tuning recipe.
 
     SGD with momentum 0.9, cosine decay after a short warmup, global grad-norm
@@ -648,6 +651,9 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
             0.9999), evaluated and saved; LoRA of that rank on the attention
             and MLP projections, all else frozen but the head (saved merged);
             `keras.RematScope` (less memory, more time). Defaults: off.
+        variant, model_fields: what the checkpoint file does not record, e.g.
+            variant="B/16" or model_fields={"num_heads": 3} (as `keras-vit
+            convert --variant/--set`). Defaults: None.
         Others: as in `train`.
 
     Returns:
@@ -663,7 +669,8 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
         _, probe = datasets.load_dataset(data, "test", batch_size=1, data_dir=data_dir,
                                 manual_dir=manual_dir)
         with finetune_kit.remat_scope(remat):  # fine-tuning kit
-            vit = load_for_finetuning(weights, probe.num_classes, image_size, dtype=run.dtype)
+            vit = load_for_finetuning(weights, probe.num_classes, image_size, dtype=run.dtype,
+                                      variant=variant, **(model_fields or {}))
         if lora_rank:
             vit = finetune_kit.enable_lora(vit, lora_rank)
     # Read at the model's size and channel count (gray and colour converted).
@@ -674,7 +681,8 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
             run.schedule(), gradient_accumulation_steps=gradient_accumulation_steps)
         if layer_decay is not None or ema:  # fine-tuning kit
             optimizer = finetune_kit.rebuild_optimizer(optimizer, vit, layer_decay, ema)
-    run.record.update(weights=str(weights), layer_decay=layer_decay, ema=ema,
+    run.record.update(weights=str(weights), variant=variant, model_fields=model_fields or {},
+                      layer_decay=layer_decay, ema=ema,
                       lora_rank=lora_rank, remat=remat,
                       trainable_fraction=round(finetune_kit.trainable_fraction(vit), 5))
     return run.fit(vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
