@@ -74,3 +74,11 @@ def map_seeds(fn, seeds, jobs=1):
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=context) as pool:
         return list(pool.map(fn, seeds))
+
+
+def emit(table, output=None):
+    """Prints a results table and, with `output`, writes it there too."""
+    print(table)
+    if output:
+        with open(output, "w") as f:
+            f.write(table)

@@ -157,10 +157,8 @@ def main(argv=None):
         lines.append(f"| {name} | {params:,} | {ms:.1f} | "
                      + " | ".join(_digits.mean_std(scores[(name, f)]) for f in fractions) + " |")
     table = "\n".join(lines) + "\n"
-    print(table)
+    _digits.emit(table, args.output)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(table)
         import matplotlib
 
         matplotlib.use("Agg")

@@ -104,10 +104,7 @@ def main(argv=None):
     lines += ["", "Paper (Table 8, ViT-B/16 on ImageNet, 5-shot linear): "
               + "; ".join(f"{r} / {c}: {PAPER[(r, c)]:.3f}" for r, c in cells)]
     table = "\n".join(lines) + "\n"
-    print(table)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(table)
+    _digits.emit(table, args.output)
     return 0
 
 

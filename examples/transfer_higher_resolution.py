@@ -85,10 +85,7 @@ def main(argv=None):
         f"{(args.high // 4) ** 2} | {_digits.mean_std(results['fine-tuned'])} |",
     ]
     table = "\n".join(lines) + "\n"
-    print(table)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(table)
+    _digits.emit(table, args.output)
     return 0
 
 

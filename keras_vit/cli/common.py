@@ -87,3 +87,17 @@ def parse_field_value(text):
         except ValueError:
             pass
     return text
+
+
+def model_or_digits(path):
+    """`--model PATH`, or without it the shipped digits model (one line if it is missing)."""
+    if path is not None:
+        return path
+    from keras_vit import evaluation
+
+    if not evaluation.DIGITS_MODEL.is_file():
+        raise CommandError(
+            f"no --model given and the shipped digits model {evaluation.DIGITS_MODEL} is "
+            "missing; make it with `keras-vit train --output-dir weights/digits`"
+        )
+    return evaluation.DIGITS_MODEL

@@ -2,7 +2,7 @@
 
 import argparse
 
-from keras_vit.cli.common import CommandError
+from keras_vit.cli.common import model_or_digits
 
 
 def add_predict(sub):
@@ -29,14 +29,7 @@ def add_predict(sub):
         from keras_vit import evaluation
         from keras_vit.evaluation.predict import background_for
 
-        path = args.model
-        if path is None:
-            path = evaluation.DIGITS_MODEL
-            if not path.is_file():
-                raise CommandError(
-                    f"no --model given and the shipped digits model {path} is missing; "
-                    "make it with `keras-vit train --output-dir weights/digits`"
-                )
+        path = model_or_digits(args.model)
         model = evaluation.load_model(path)
         results = evaluation.predict_images(
             model, args.images, top=args.top,

@@ -1,6 +1,6 @@
 """`keras-vit visualize`."""
 
-from keras_vit.cli.common import CommandError
+from keras_vit.cli.common import model_or_digits
 
 
 def add_visualize(sub):
@@ -30,14 +30,7 @@ def add_visualize(sub):
         from keras_vit import analysis, evaluation
         from keras_vit.models.feature_extractor import vit_config_and_blocks
 
-        path = args.model
-        if path is None:
-            path = evaluation.DIGITS_MODEL
-            if not path.is_file():
-                raise CommandError(
-                    f"no --model given and the shipped digits model {path} is missing; "
-                    "make it with `keras-vit train --output-dir weights/digits`"
-                )
+        path = model_or_digits(args.model)
         model = evaluation.load_model(path)
         vit_config_and_blocks(model)  # a ViT with attention layers, or one line saying not
         shape = tuple(model.inputs[0].shape[1:])
