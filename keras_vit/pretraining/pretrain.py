@@ -42,6 +42,7 @@ from keras_vit.training.train import (
     _steps_per_epoch,
     _tensorboard_installed,
 )
+from keras_vit.utils import has_accelerator
 
 OBJECTIVES = ("mpp",)
 
@@ -112,7 +113,8 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
     output_dir = output_dir or default_output_dir(data, "pretrain")
     # XLA off on a CPU: compiling the sort and gathers of the corruption cost
     # more than it saved in short runs here.
-    jit = resolve_jit_compile(jit_compile, False)
+    auto = jit_compile in ("auto", None)
+    jit = False if auto and not has_accelerator() else resolve_jit_compile(jit_compile)
     keras.utils.set_random_seed(seed)
     common = dict(image_size=recipe["image_size"], batch_size=recipe["batch_size"], seed=seed,
                   data_dir=data_dir, manual_dir=manual_dir)
