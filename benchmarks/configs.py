@@ -21,6 +21,9 @@ class BenchConfig:
         warmup_steps: untimed steps after building (tracing, compilation).
         dtype: "float32" or "bfloat16" (mixed precision: bf16 compute,
             float32 weights, softmax and LayerNorm).
+        remat: recompute each block in the backward pass (keras_vit:
+            `finetune_kit.remat_scope`; timm: `set_grad_checkpointing`).
+        frameworks: the frameworks that run it (None: every row asked for).
     """
 
     name: str
@@ -36,6 +39,8 @@ class BenchConfig:
     steps: int
     warmup_steps: int = 1
     dtype: str = "float32"
+    remat: bool = False
+    frameworks: tuple = None
 
     def forward_flops(self):
         """Multiply-add FLOPs (2 per MAC) of one image's forward pass.
@@ -97,6 +102,14 @@ GPU_CONFIGS = (
                 batch_size=256, steps=10, warmup_steps=3, dtype="bfloat16"),
     BenchConfig("ViT-B/16 inference @224, bf16", "inference", 224, 16, 768, 12, 12, 3072,
                 1000, batch_size=512, steps=10, warmup_steps=2, dtype="bfloat16"),
+    # Rematerialisation: the same L/16 step with and without recomputing each block
+    # (keras-hub has no remat for its ViT, so these two compare keras_vit with timm).
+    BenchConfig("ViT-L/16 training @224, bf16", "train", 224, 16, 1024, 24, 16, 4096, 1000,
+                batch_size=128, steps=5, warmup_steps=2, dtype="bfloat16",
+                frameworks=("keras_vit", "timm")),
+    BenchConfig("ViT-L/16 training @224, bf16, remat", "train", 224, 16, 1024, 24, 16, 4096,
+                1000, batch_size=128, steps=5, warmup_steps=2, dtype="bfloat16", remat=True,
+                frameworks=("keras_vit", "timm")),
 )
 
 

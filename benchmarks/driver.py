@@ -59,6 +59,8 @@ class _Worker:
         if device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
             env["JAX_PLATFORMS"] = "cpu"
+        else:  # the workers share one GPU: JAX would take 75 % of it at start
+            env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         # The checkout first, so its keras_vit is the one measured.
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (CHECKOUT, os.environ.get("PYTHONPATH")) if p
@@ -73,10 +75,14 @@ class _Worker:
         line = self.process.stdout.readline()
         if not line:
             self.process.wait()
-            self.stderr.seek(0)
-            tail = self.stderr.read()[-2000:]
-            return {"error": f"worker exited with status {self.process.returncode}: {tail}"}
+            return {"error": f"worker exited with status {self.process.returncode}: "
+                             f"{self.stderr_tail(2000)}"}
         return json.loads(line)
+
+    def stderr_tail(self, chars=3000):
+        """The end of what the worker printed (its traceback when it failed)."""
+        self.stderr.seek(0)
+        return self.stderr.read()[-chars:]
 
     def ask(self, **command):
         self.process.stdin.write(json.dumps(command) + "\n")
@@ -96,7 +102,7 @@ class _Worker:
 
 
 def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None,
-                  measure_matmul=True, log=print):
+                  measure_matmul=True, log=print, on_config=None):
     """Runs the benchmark; returns a dict with one result per (config, runner).
 
     Args:
@@ -109,6 +115,8 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
         measure_matmul: also time each library's matrix products (for the
             fraction of peak) in the inference configurations.
         log: progress printer (None for silence).
+        on_config: called with the results so far after each configuration
+            (the driver writes its table then, so a run cut short keeps them).
 
     Returns:
         {"configs": [{"config": dict, "rows": [row, ...], "matmul": {...}}],
@@ -135,22 +143,28 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
         # Workers import, build and warm up side by side (most of that is
         # single-threaded tracing); timing starts once all are ready.
         rows, workers = [], []
-        for runner in runners:
+        for runner in [r for r in runners
+                       if config.frameworks is None or r.framework in config.frameworks]:
             try:
                 workers.append(_Worker(runner, config, device, threads))
             except OSError:  # no interpreter at runner.python
                 workers.append({"skipped": f"no interpreter at {runner.python}"})
         try:
-            for i, (runner, worker) in enumerate(zip(runners, workers)):
+            chosen = [r for r in runners
+                      if config.frameworks is None or r.framework in config.frameworks]
+            for i, (runner, worker) in enumerate(zip(chosen, workers)):
                 ready = worker if isinstance(worker, dict) else worker.receive()
                 row = {"label": runner.label, "runner": dataclasses.asdict(runner), "all": [],
                        "matmul": {}}
                 if "skipped" in ready:
-                    row["skipped"] = f"{ready['skipped']}; {how_to_enable(runner)}"
+                    row["skipped"] = (ready["skipped"] if ready.get("unsupported")
+                                      else f"{ready['skipped']}; {how_to_enable(runner)}")
                     log(f"   {runner.label}: skipped: {row['skipped']}")
                 elif "error" in ready:
                     row["error"] = ready["error"].strip().splitlines()[-1][:300]
                     log(f"   {runner.label}: failed ({row['error']})")
+                    if isinstance(worker, _Worker):
+                        log(worker.stderr_tail())
                 if "skipped" in ready or "error" in ready:
                     if isinstance(worker, _Worker):
                         worker.close()
@@ -167,13 +181,16 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
                     answer = worker.ask(cmd="measure")
                     if "error" in answer:
                         row["error"] = answer["error"].strip().splitlines()[-1][:300]
+                        log(f"   {row['label']}: failed ({row['error']})\n"
+                            f"{worker.stderr_tail()}")
                         worker.close()
                         workers[workers.index(worker)] = None
                         continue
                     row["all"].append(answer["images_per_s"])
                     row["peak_rss_mib"] = answer["peak_rss_mib"]
                     row["peak_device_mib"] = answer.get("peak_device_mib")
-                    if measure_matmul and config.mode == "inference":
+                    # On a GPU every table gets the bf16 peak (MFU of training too).
+                    if measure_matmul and (config.mode == "inference" or device == "gpu"):
                         for lib, value in worker.ask(cmd="matmul").items():
                             row["matmul"].setdefault(lib, []).append(value)
                 log(f"   rep {rep + 1}/{reps}: " + ", ".join(
@@ -195,6 +212,8 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
         results["configs"].append({"config": dataclasses.asdict(config), "rows": rows,
                                    "matmul": matmul, "peak_flops_per_s": peak,
                                    "load": (load, _load_average())})
+        if on_config is not None:
+            on_config(results)
     return results
 
 
@@ -311,18 +330,22 @@ def main(args):
         # torch.compile on the CPU builds C++ kernels for minutes: left out.
         runners = [r for r in runners if r.jit_compile != "compile"]
     device = "cpu" if args.dry_run else args.device
+
+    def write(results):
+        if args.dry_run:
+            results["device"] = f"{args.device} (dry run on the CPU, toy size)"
+        table = format_table(results, command=command_line(args))
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(table)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return table
+
     results = run_benchmark(configs, runners, device=device, reps=args.reps,
-                            threads=args.threads)
-    if args.dry_run:
-        results["device"] = f"{args.device} (dry run on the CPU, toy size)"
-    table = format_table(results, command=command_line(args))
-    print(table)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(table)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+                            threads=args.threads, on_config=write)
+    print(write(results))
     return 0
 
 

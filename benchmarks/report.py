@@ -33,7 +33,9 @@ def format_table(results, command=None):
             lines.append(f"Load average (1 min) at the start and end: {c['load'][0]} and "
                          f"{c['load'][1]} on {m['cpus']} CPUs.")
         if c["matmul"]:
-            lines.append("Matrix-multiply throughput on the model's GEMM shapes: " + ", ".join(
+            shapes = ("8192x8192x8192 products" if str(results["device"]).startswith("gpu")
+                      and "dry run" not in str(results["device"]) else "the model's GEMM shapes")
+            lines.append(f"Matrix-multiply throughput on {shapes}: " + ", ".join(
                 f"{lib} {v / 1e9:.1f}" for lib, v in sorted(c["matmul"].items()))
                 + f" GFLOP/s; peak = {c['peak_flops_per_s'] / 1e9:.1f} GFLOP/s.")
         peers = [r for r in c["rows"] if r.get("images_per_s")

@@ -23,6 +23,10 @@ import time
 PEERS = ("keras_hub", "timm", "torch", "jax", "tensorflow", "keras", "keras_vit")
 
 
+class Unsupported(Exception):
+    """What a framework cannot do in this configuration: a "skipped" row."""
+
+
 def _peak_rss_mib():
     """This process's peak resident memory (VmHWM; unlike ru_maxrss on Linux,
     it starts afresh at exec, so the driver's memory is not counted)."""
@@ -99,14 +103,23 @@ class _KerasWorker:
             )
             self.jit = self.model.jit_compile
             warm = min(n, b * spec["warmup_steps"])
-            self.model.fit(self.x[:warm], self.y[:warm], batch_size=b, epochs=1,
+            self._fit(self.x[:warm], self.y[:warm], batch_size=b, epochs=1,
                            verbose=0, shuffle=False)
         else:
             jit = spec["jit_compile"]
             if jit != "auto":
                 self.model.compile(jit_compile={"True": True, "False": False}.get(jit, jit))
-            self.model.predict(self.x[: b * spec["warmup_steps"]], batch_size=b, verbose=0)
+            self._predict(self.x[: b * spec["warmup_steps"]], batch_size=b, verbose=0)
             self.jit = getattr(self.model, "jit_compile", None)
+
+    def _fit(self, *args, **kwargs):
+        # keras-hub's Task.fit, with preprocessor=None, only wraps numpy arrays in a
+        # tf.data or grain pipeline (neither is on the GPU machine): Keras' own fit
+        # runs the same model and step.
+        return self.keras.Model.fit(self.model, *args, **kwargs)
+
+    def _predict(self, *args, **kwargs):
+        return self.keras.Model.predict(self.model, *args, **kwargs)
 
     def _backend_version(self):
         backend = self.spec["backend"]
@@ -117,14 +130,18 @@ class _KerasWorker:
         s = self.spec
         if s["framework"] == "keras_vit":
             import keras_vit
+            from keras_vit.training import finetune_kit
 
             self.versions["keras_vit"] = getattr(keras_vit, "__version__", "source")
-            return keras_vit.ViT(
-                image_size=s["image_size"], patch_size=s["patch_size"],
-                hidden_size=s["hidden_size"], num_layers=s["num_layers"],
-                num_heads=s["num_heads"], mlp_dim=s["mlp_dim"],
-                num_classes=s["num_classes"],
-            )
+            with finetune_kit.remat_scope(s.get("remat", False)):
+                return keras_vit.ViT(
+                    image_size=s["image_size"], patch_size=s["patch_size"],
+                    hidden_size=s["hidden_size"], num_layers=s["num_layers"],
+                    num_heads=s["num_heads"], mlp_dim=s["mlp_dim"],
+                    num_classes=s["num_classes"],
+                )
+        if s.get("remat"):
+            raise Unsupported("keras-hub's ViT has no rematerialisation")
         import keras_hub
 
         self.versions["keras_hub"] = keras_hub.__version__
@@ -149,10 +166,10 @@ class _KerasWorker:
         b = self.spec["batch_size"]
         clock = _step_clock(self.keras)
         if self.spec["mode"] == "train":
-            self.model.fit(self.x, self.y, batch_size=b, epochs=1, verbose=0, shuffle=False,
+            self._fit(self.x, self.y, batch_size=b, epochs=1, verbose=0, shuffle=False,
                            callbacks=[clock])
         else:
-            self.model.predict(self.x, batch_size=b, verbose=0, callbacks=[clock])
+            self._predict(self.x, batch_size=b, verbose=0, callbacks=[clock])
         return len(self.x) / (clock.last - clock.first)
 
     def peak_device_mib(self):
@@ -210,6 +227,8 @@ class _TimmWorker:
             num_heads=spec["num_heads"], mlp_ratio=spec["mlp_dim"] / spec["hidden_size"],
             num_classes=spec["num_classes"],
         ).to(self.device)
+        if spec.get("remat"):
+            model.set_grad_checkpointing(True)
         self.model = model
         self.jit = spec["jit_compile"] == "compile"
         self.forward = torch.compile(model) if self.jit else model
@@ -309,6 +328,9 @@ def _worker_main(spec):
         missing = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
         if missing and missing.split(".")[0] in PEERS:
             send({"skipped": f"{missing} is not installed for {sys.executable}"})
+            return 1
+        if isinstance(error, Unsupported):
+            send({"skipped": str(error), "unsupported": True})
             return 1
 
         traceback.print_exc()

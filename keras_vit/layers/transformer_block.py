@@ -34,6 +34,16 @@ class TransformerBlock(keras.layers.Layer):
             residual sum (layer scale of CaiT / DeiT III, timm
             `init_values`). Defaults to None.
 
+    Rematerialisation: a block created under `keras.RematScope` (any mode
+    that selects it) is recomputed as a whole in the backward pass, with
+    `training` bound as a Python value (block-level gradient checkpointing, as
+    timm's `set_grad_checkpointing` and big_vision's `remat` of each encoder
+    block). Keras' own per-layer remat traces every call argument, which fails
+    on JAX (Dropout branches on `training`) and TensorFlow (`custom_gradient`
+    refuses keyword arguments in a compiled step), and would checkpoint each
+    sub-layer separately, saving little memory; the sub-layers are therefore
+    built outside the scope.
+
     Call arguments:
         inputs: tensor (B, T, D).
         training: bool.
@@ -88,6 +98,10 @@ class TransformerBlock(keras.layers.Layer):
             None if layer_scale_init_value is None else float(layer_scale_init_value)
         )
 
+        with keras.RematScope(mode=None):  # the block is rematerialised whole
+            self._build_sublayers()
+
+    def _build_sublayers(self):
         policy = self.dtype_policy
         self.layer_norm_1 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=policy, name="layer_norm_1"
@@ -114,6 +128,10 @@ class TransformerBlock(keras.layers.Layer):
         self.drop_path = DropPath(self.drop_path_rate, dtype=policy)
 
     def build(self, input_shape):
+        with keras.RematScope(mode=None):  # sub-layers made here too (see above)
+            self._build(input_shape)
+
+    def _build(self, input_shape):
         self.layer_norm_1.build(input_shape)
         self.attention.build(input_shape)
         self.layer_norm_2.build(input_shape)
@@ -126,6 +144,31 @@ class TransformerBlock(keras.layers.Layer):
             self.layer_scale_2 = self.add_weight(
                 name="layer_scale_2", shape=(input_shape[-1],), initializer=init
             )
+
+    def rematerialized_call(self, layer_call, *args, **kwargs):
+        """The whole block under `keras.remat`, with its flags bound (see above)."""
+        call = super().rematerialized_call(layer_call, *args, **kwargs)
+        if call is layer_call:  # this scope's mode does not select the block
+            return layer_call
+
+        def block(inputs, **flags):
+            if flags.get("training") and self._stochastic():
+                # The recomputation would draw new masks: gradients of other masks.
+                raise ValueError(
+                    f"Received an invalid value for argument `remat` of {self.name}: "
+                    "rematerialisation needs a block without dropout or stochastic "
+                    "depth (the recomputed forward pass would draw new random masks), "
+                    "expected dropout_rate, attention_dropout_rate and drop_path_rate "
+                    f"0. Received: dropout_rate={self.dropout_rate}, "
+                    f"attention_dropout_rate={self.attention_dropout_rate}, "
+                    f"drop_path_rate={self.drop_path_rate}"
+                )
+            return keras.remat(lambda x: layer_call(x, **flags))(inputs)
+
+        return block
+
+    def _stochastic(self):
+        return any((self.dropout_rate, self.attention_dropout_rate, self.drop_path_rate))
 
     def call(self, inputs, training=None, return_attention_scores=False):
         x = self.layer_norm_1(inputs)

@@ -60,9 +60,11 @@ class VisionTransformer(keras.Model):
             )
         policy = keras.dtype_policies.get(dtype) if dtype else keras.config.dtype_policy()
         hw = (None, None) if config.dynamic_image_size else config.image_hw
-        inputs = keras.Input(hw + (config.num_channels,), name="images")
+        with keras.RematScope(mode=None):  # only the blocks are rematerialised (_forward)
+            inputs = keras.Input(hw + (config.num_channels,), name="images")
         outputs = _forward(inputs, config, policy)
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        with keras.RematScope(mode=None):
+            super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self.dtype_policy = policy  # functional models ignore a `dtype` argument
         self.config = config
 
@@ -121,7 +123,44 @@ def _requantize(model, quantized):
 
 
 def _forward(images, config, policy):
-    """The whole forward pass, top to bottom."""
+    """The whole forward pass, top to bottom.
+
+    Under a `keras.RematScope` only the transformer blocks are rematerialised
+    (each as a whole, see `TransformerBlock`); the stem and the head, cheap and
+    called with flags Keras' per-layer remat cannot trace on JAX, are built
+    outside it.
+    """
+    with keras.RematScope(mode=None):
+        x, position_embedding, shared = _embed(images, config, policy)
+    c = config
+    absolute = c.position_embedding not in ("relative", "none")
+    for i in range(c.num_layers):
+        if shared is not None:
+            x = shared(x)
+        elif absolute and c.position_embedding_placement == "every_layer":
+            with keras.RematScope(mode=None):
+                x = position_embedding(f"position_embedding_{i}")(x)
+        x = TransformerBlock(
+            num_heads=c.num_heads,
+            mlp_dim=c.mlp_dim,
+            dropout_rate=c.dropout_rate,
+            attention_dropout_rate=c.attention_dropout_rate,
+            drop_path_rate=c.drop_path_rate * i / max(c.num_layers - 1, 1),
+            layer_norm_epsilon=c.layer_norm_epsilon,
+            gelu_approximate=c.gelu_approximate,
+            relative_grid_size=c.grid_size if c.position_embedding == "relative" else None,
+            num_prefix_tokens=c.num_prefix_tokens,
+            layer_scale_init_value=c.layer_scale_init_value,
+            dtype=policy,
+            name=f"transformer_block_{i}",
+        )(x)  # (B, T, D) = z_l
+    with keras.RematScope(mode=None):
+        return _head(x, config, policy)
+
+
+def _embed(images, config, policy):
+    """Pixels to the first block's input z_0; also the position embedding maker
+    and the shared embedding for the every-layer placements."""
     c = config
     x = images
     if c.include_preprocessing:
@@ -166,25 +205,12 @@ def _forward(images, config, policy):
     shared = None
     if absolute and c.position_embedding_placement == "every_layer_shared":
         shared = position_embedding("position_embedding")
-    for i in range(c.num_layers):
-        if shared is not None:
-            x = shared(x)
-        elif absolute and c.position_embedding_placement == "every_layer":
-            x = position_embedding(f"position_embedding_{i}")(x)
-        x = TransformerBlock(
-            num_heads=c.num_heads,
-            mlp_dim=c.mlp_dim,
-            dropout_rate=c.dropout_rate,
-            attention_dropout_rate=c.attention_dropout_rate,
-            drop_path_rate=c.drop_path_rate * i / max(c.num_layers - 1, 1),
-            layer_norm_epsilon=c.layer_norm_epsilon,
-            gelu_approximate=c.gelu_approximate,
-            relative_grid_size=c.grid_size if c.position_embedding == "relative" else None,
-            num_prefix_tokens=c.num_prefix_tokens,
-            layer_scale_init_value=c.layer_scale_init_value,
-            dtype=policy,
-            name=f"transformer_block_{i}",
-        )(x)  # (B, T, D) = z_l
+    return x, position_embedding, shared
+
+
+def _head(x, config, policy):
+    """The last block's tokens to logits (or features, or every token)."""
+    c = config
     norm = keras.layers.LayerNormalization(
         epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"
     )
