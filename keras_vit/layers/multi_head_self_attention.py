@@ -127,6 +127,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         bias = ops.pad(bias, ((0, 0), (p, 0), (p, 0)))
         return bias[None]  # (1, heads, T, T)
 
+    @staticmethod
+    def _flash(training):
+        """Keras' choice (None), except while training on JAX: Keras checks cuDNN flash
+        attention for inference only, and its training kernel refuses lengths such as
+        197 ("Unsupported sequence length", an H200 with jax 0.11.2, under remat)."""
+        return False if training and keras.backend.backend() == "jax" else None
+
     def call(self, inputs, training=None, return_attention_scores=False):
         shape = ops.shape(inputs)
         batch, tokens, width = shape[0], shape[1], inputs.shape[-1]
@@ -156,7 +163,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             weights = None
             out = ops.dot_product_attention(  # takes and gives (B, T, heads, hd)
                 ops.swapaxes(q, 1, 2), ops.swapaxes(k, 1, 2), ops.swapaxes(v, 1, 2),
-                bias=bias, scale=1.0,
+                bias=bias, scale=1.0, flash_attention=self._flash(training),
             )
         out = ops.reshape(out, (batch, tokens, width))  # (B, T, D)
         out = self.output_dense(out)
