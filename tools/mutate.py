@@ -83,6 +83,17 @@ MUTATIONS = [
      "return np.zeros(len(self.decision_function(features)), dtype=np.int64)",
      ["tests/test_evaluation_references.py::"
       "test_fewshot_at_chance_rejects_a_constant_predictor"], {}),
+    ("remat-traces-the-training-flag", "keras_vit/layers/transformer_block.py",
+     "return keras.remat(lambda x: layer_call(x, **flags))(inputs)",
+     "return keras.remat(layer_call)(inputs, **flags)",
+     ["tests/test_finetune_kit.py::test_remat_recomputes_whole_blocks_with_the_same_gradients"],
+     JAX),
+    ("remat-recomputes-every-sublayer", "keras_vit/layers/transformer_block.py",
+     "        with keras.RematScope(mode=None):  # the block is rematerialised whole\n"
+     "            self._build_sublayers()",
+     "        self._build_sublayers()",
+     ["tests/test_finetune_kit.py::test_remat_recomputes_whole_blocks_with_the_same_gradients"],
+     {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",
