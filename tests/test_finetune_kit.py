@@ -163,6 +163,9 @@ def test_remat_recomputes_whole_blocks_with_the_same_gradients():
 def test_remat_refuses_a_stochastic_block_by_name():
     with kit.remat_scope(True):
         model = _tiny()  # drop_path_rate=0.1: the recomputation would draw new masks
+    with pytest.raises(keras_vit.errors.ArgumentError, match="`remat`.*drop_path_rate=0.1$"):
+        kit.check_remat(model)  # finetune's check before training
+    assert kit.check_remat(_tiny()) is not None  # no remat: nothing to refuse
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     x = np.zeros((2, 16, 16, 1), "float32")
     with pytest.raises(ValueError, match="`remat` of transformer_block_1.*drop_path_rate="):

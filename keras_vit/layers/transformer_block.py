@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.layers.drop_path import DropPath
 from keras_vit.layers.mlp import MLP
 from keras_vit.layers.multi_head_self_attention import MultiHeadSelfAttention
@@ -89,7 +90,7 @@ class TransformerBlock(keras.layers.Layer):
         )
         self.num_prefix_tokens = int(num_prefix_tokens)
         if layer_scale_init_value is not None and not layer_scale_init_value > 0:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `layer_scale_init_value`, "
                 "expected None or a positive float. Received: "
                 f"layer_scale_init_value={layer_scale_init_value!r}"
@@ -154,7 +155,7 @@ class TransformerBlock(keras.layers.Layer):
         def block(inputs, **flags):
             if flags.get("training") and self._stochastic():
                 # The recomputation would draw new masks: gradients of other masks.
-                raise ValueError(
+                raise ArgumentError(
                     f"Received an invalid value for argument `remat` of {self.name}: "
                     "rematerialisation needs a block without dropout or stochastic "
                     "depth (the recomputed forward pass would draw new random masks), "

@@ -23,6 +23,7 @@ import re
 
 import keras
 
+from keras_vit.errors import ArgumentError
 from keras_vit.models.vit import VisionTransformer
 
 # The projections LoRA adapts, by their layer paths inside a TransformerBlock.
@@ -51,7 +52,7 @@ def layer_decay_multipliers(model, decay):
         A dict over `model.trainable_variables`: decay^(L + 1 - layer_id).
     """
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `layer_decay`, expected a float in "
             f"(0, 1]. Received: layer_decay={decay!r}"
         )
@@ -123,7 +124,7 @@ def rebuild_optimizer(optimizer, model, layer_decay=None, ema=None):
         # isinstance: on torch, keras.optimizers.SGD(...) is a torch subclass of it.
         base = next((b for b in LAYER_DECAY_OPTIMIZERS if isinstance(optimizer, b)), None)
         if base is None:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `layer_decay`: it is implemented "
                 "for SGD, Adam and AdamW. Received: an optimizer of type "
                 f"{type(optimizer).__name__}"
@@ -161,6 +162,25 @@ def remat_scope(remat=False):
     return keras.RematScope(mode="full" if remat is True else remat)
 
 
+def check_remat(model):
+    """Refuses, before training, a model built under `remat_scope` whose blocks drop
+    at random (the recomputed forward pass would draw new masks; the blocks refuse it
+    at their first training step, this says so first and in one line)."""
+    fields = ("dropout_rate", "attention_dropout_rate", "drop_path_rate")
+    config = getattr(model, "config", None)
+    if config is None or not any(getattr(config, f) for f in fields):
+        return model
+    blocks = [layer for layer in model.layers if layer.name.startswith("transformer_block_")]
+    if any(getattr(getattr(b, "_remat_mode", None), "mode", None) for b in blocks):
+        raise ArgumentError(
+            "Received an invalid value for argument `remat`: rematerialisation needs a "
+            "model without dropout or stochastic depth (the recomputed forward pass would "
+            "draw new random masks), expected " + ", ".join(f"{f}=0" for f in fields)
+            + ". Received: " + ", ".join(f"{f}={getattr(config, f)}" for f in fields)
+        )
+    return model
+
+
 def enable_lora(model, rank, lora_alpha=None):
     """LoRA on the attention and MLP projections; everything else frozen but the head.
 
@@ -175,13 +195,13 @@ def enable_lora(model, rank, lora_alpha=None):
     >>> trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     """
     if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `rank`, expected a positive "
             f"integer. Received: rank={rank!r}"
         )
     targets = _lora_layers(model)
     if not targets:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`: it has no transformer "
             f"blocks with {', '.join(LORA_TARGETS)} projections to adapt."
         )
@@ -230,7 +250,7 @@ def _lora_layers(model):
 def _config(model):
     config = getattr(model, "config", None)
     if config is None:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`, expected a keras_vit "
             f"VisionTransformer. Received: a {type(model).__name__}"
         )
