@@ -162,6 +162,21 @@ def test_under_xla_one_trace_per_size():
         assert any(s[1] is None for s in traces), traces  # the relaxed, symbolic trace ran
 
 
+def test_size_not_divisible_says_so_after_tensorflow_relaxed_the_shape():
+    # After a few sizes TF traces predict with (None, None): the check runs on the
+    # array before Keras' step, not in the graph's reshape.
+    if BACKEND != "tensorflow":
+        pytest.skip("the relaxed trace is TensorFlow's (test_size_not_divisible_by_patch_says_so)")
+    model = keras_vit.ViT(**TINY, dynamic_image_size=True)
+    model.compile(jit_compile=False)
+    for size in (16, 20, (24, 28), (12, 8)):
+        model.predict(_images(size), verbose=0)
+    for method, args in (("predict", ()), ("evaluate", (np.zeros((2, 5)),)),
+                         ("fit", (np.zeros((2, 5)),))):
+        with pytest.raises(ValueError, match=r"`x`: the image height 18 is not divisible"):
+            getattr(model, method)(_images((18, 16)), *args, verbose=0)
+
+
 def test_keras_predict_many_sizes_after_relaxing():
     # model.predict's tf.function relaxes the shape after a few sizes (TF).
     dynamic = _perturbed_dynamic()

@@ -13,7 +13,7 @@ from keras_vit.layers.map_head import MAPHead
 from keras_vit.models.config import ViTConfig
 from keras_vit.models.resnet_stem import resnet_stem
 from keras_vit.models.variants import variant_config
-from keras_vit.utils import auto_jit_compile
+from keras_vit.utils import auto_jit_compile, check_divisible_image_size
 
 
 @keras.saving.register_keras_serializable(package="keras_vit")
@@ -79,6 +79,26 @@ class VisionTransformer(keras.Model):
         if quantized:  # after model.quantize(...): which layers, in which mode
             config["quantized_layers"] = quantized
         return config
+
+    def fit(self, x=None, *args, **kwargs):
+        self._check_image_size(x)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._check_image_size(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_image_size(x)
+        return super().predict(x, *args, **kwargs)
+
+    def _check_image_size(self, x):
+        """A dynamic model's size check, on the arrays given, before Keras' compiled step:
+        TensorFlow relaxes the traced shape after a few sizes, and then an image the patch
+        does not divide fails inside the graph's reshape instead of in `Patches`."""
+        if self.config.dynamic_image_size and len(getattr(x, "shape", ())) == 4:
+            check_divisible_image_size(tuple(x.shape[1:3]), self.config.patch_size,
+                                       name="x")
 
     def _resolve_auto_jit_compile(self):
         """`jit_compile="auto"`: keras_vit's one policy, `keras_vit.utils.auto_jit_compile`
