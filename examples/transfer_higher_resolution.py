@@ -87,6 +87,7 @@ def run_seed(seed, args, data):
     _digits.fit(model, x_lo, y, args.epochs, seed, run_eagerly=args.smoke)
     out = {"low": _digits.accuracy(model, x_lo_test, y_test)}
     high = keras_vit.resize_position_embeddings(model, args.high)  # the trained weights
+    high.compile(jit_compile=False, run_eagerly=args.smoke)  # one predict: XLA would not pay
     out["resized only"] = _digits.accuracy(high, x_hi_test, y_test)
     recipe = dict(epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
                   warmup_epochs=args.warmup_epochs, seed=seed, run_eagerly=args.smoke)
