@@ -35,9 +35,10 @@ def tiny_vit(seed, image_size=16, num_classes=10, num_channels=1, **fields):
 
 
 def fit(model, x, y, epochs, seed, batch_size=64, learning_rate=2e-3, weight_decay=0.05,
-        steps=None):
+        steps=None, run_eagerly=False):
     """AdamW, warmup + cosine, clip 1, label smoothing 0.1 (the paper's pre-training
-    recipe); `steps` fixes the optimizer steps whatever the data size. Returns seconds."""
+    recipe); `steps` fixes the optimizer steps whatever the data size; `run_eagerly`
+    skips tracing (faster for the few steps of a smoke run). Returns seconds."""
     keras.utils.set_random_seed(seed)
     steps_per_epoch = int(np.ceil(len(x) / batch_size))
     if steps is not None:
@@ -47,6 +48,7 @@ def fit(model, x, y, epochs, seed, batch_size=64, learning_rate=2e-3, weight_dec
         optimizer=pretraining_optimizer(schedule, weight_decay=weight_decay, model=model),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
         jit_compile=False,  # XLA's compile time outweighs its speed-up in runs this short
+        run_eagerly=run_eagerly,
     )
     start = time.perf_counter()
     model.fit(x, keras.ops.one_hot(y, model.outputs[0].shape[-1]), epochs=epochs,

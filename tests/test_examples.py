@@ -57,3 +57,21 @@ def test_example_missing_data_is_one_line(capsys, tmp_path):
     assert code == 2
     err = [l for l in capsys.readouterr().err.strip().splitlines() if "absl" not in l]
     assert len(err) == 1 and "tfds.load('cifar10')" in err[0] and str(tmp_path) in err[0]
+
+
+def test_transfer_higher_resolution_at_one_resolution_is_its_own_control(capsys, tmp_path):
+    """With --high equal to --low the pipeline must collapse: the resized model is the
+    trained one (same accuracy; an untrained one's zero head scores one class's share) and
+    the fine-tuning at the "higher" resolution is the control's run, step for step. The
+    table written is the one printed."""
+    table = tmp_path / "transfer.md"
+    argv = ["--smoke", "--high", "16", "--output", str(table)]
+    assert load("transfer_higher_resolution").main(argv) == 0
+    assert table.read_text() in capsys.readouterr().out
+    rows = [line.split(" | ") for line in table.read_text().splitlines()
+            if line.startswith("| ") and line[2:].split(" |")[0] not in ("model",)]
+    assert [r[0][2:].split(" ")[0] for r in rows] == ["trained", "same,", "fine-tuned",
+                                                     "control:"]
+    assert [(r[1], r[2]) for r in rows] == [("16", "16")] * 4  # px, tokens
+    low, resized, finetuned, control = (float(r[3]) for r in rows)  # seed 0, %
+    assert resized == low and finetuned == control
