@@ -12,7 +12,10 @@ Full run (one GPU; weights downloaded once; oxford_iiit_pet prepared by tfds):
 Expected: about 94 % test accuracy (ViT paper, Table 5: ViT-B/16 pre-trained
 on ImageNet-21k: about 94 %; Table 2: ViT-L/16 on JFT-300M
 97.32 %). Cost: 500 steps of 512 images at 384 px through a B/16, about
-4.2e16 FLOPs, under an hour on one A100/H100 (an estimate, not measured here).
+8.5e16 FLOPs: about 6 minutes of training on one H200 at the ~750 images/s
+estimated for B/16 at 384 px from the training throughput measured there at 224
+px (benchmarks/RESULTS.md), plus data preparation and evaluation. The full run
+itself was not made here.
 
     python examples/oxford_pets_finetune.py --smoke   # seconds, tiny model, mock data
 """
