@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -304,6 +305,79 @@ def test_only_the_librarys_errors_are_one_line_a_bug_keeps_its_traceback(capsys)
         np.reshape(np.zeros(3), (2, 2))
     except ValueError as error:
         assert not cli.common.is_user_error(error)
+
+
+def _plain_value_error_from_a_keras_vit_raise(*args, **kwargs):
+    """A bug of ours: an unfitted probe used (its `raise ValueError` is in keras_vit)."""
+    import keras_vit.evaluation
+
+    keras_vit.evaluation.LeastSquaresProbe(num_classes=2).predict(np.zeros((1, 2)))
+
+
+@pytest.mark.portable
+def test_a_plain_value_error_inside_keras_vit_keeps_its_traceback(monkeypatch, capsys):
+    """What `keras-vit summary` calls raises a plain ValueError from inside keras_vit's
+    own code: a bug, so main() re-raises it (traceback) instead of printing one line."""
+    import keras_vit
+    from keras_vit import cli
+
+    monkeypatch.setattr(keras_vit, "ViT", _plain_value_error_from_a_keras_vit_raise)
+    with pytest.raises(ValueError) as error:
+        cli.main(["summary", "Ti/16"])
+    assert not isinstance(error.value, keras_vit.errors.KerasViTError)
+    assert "error:" not in capsys.readouterr().err
+
+
+@pytest.mark.portable
+def test_an_os_refusal_of_a_named_path_is_one_line_other_os_errors_are_bugs(tmp_path, capsys):
+    from keras_vit import cli
+
+    for error in (PermissionError(13, "Permission denied", str(tmp_path / "m.keras")),
+                  IsADirectoryError(21, "Is a directory", str(tmp_path))):
+        assert cli.common.is_user_error(error)
+    assert not cli.common.is_user_error(OSError(28, "No space left on device"))
+    # A directory given as a model: one line naming it, through the library's own type.
+    assert cli.main(["summary", str(tmp_path) + "/.keras"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("keras-vit summary: error:") and str(tmp_path) in err, err
+
+
+@pytest.mark.portable
+def test_the_librarys_refusals_are_its_own_error_types(tmp_path):
+    """A sample across the package: config fields, checkpoints, model files."""
+    import keras_vit
+    from keras_vit.checkpoints.port import CheckpointError
+    from keras_vit.errors import ArgumentError, DataError, DataNotFound, KerasViTError
+
+    (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "text.keras").write_text("not a model")
+    cases = [
+        (lambda: keras_vit.ViTConfig(hidden_size=30, num_heads=4), ArgumentError, "hidden_size"),
+        (lambda: keras_vit.ViTConfig.from_dict({"num_layerz": 2}), ArgumentError, "num_layerz"),
+        (lambda: keras_vit.ViT("X/16"), ArgumentError, "unknown variant"),
+        (lambda: keras_vit.layers.Patches(4)(np.zeros((2, 8, 8))), ArgumentError, "Patches"),
+        (lambda: keras_vit.convert_checkpoint(str(tmp_path / "missing.npz")), DataNotFound,
+         "No checkpoint file"),
+        (lambda: keras_vit.convert_checkpoint(str(tmp_path / "garbage.npz")), CheckpointError,
+         "garbage.npz"),
+        (lambda: keras_vit.evaluation.load_model(tmp_path / "none.keras"), DataNotFound,
+         "not found"),
+        (lambda: keras_vit.evaluation.load_model(tmp_path / "text.keras"), DataError,
+         "not a Keras model file"),
+    ]
+    for call, kind, text in cases:
+        with pytest.raises(kind, match=text) as error:
+            call()
+        assert isinstance(error.value, KerasViTError) and isinstance(error.value, ValueError)
+    assert issubclass(DataNotFound, FileNotFoundError)
+
+
+def test_a_data_folder_without_classes_is_a_data_error(tmp_path):
+    import keras_vit
+    from keras_vit.errors import DataError
+
+    with pytest.raises(DataError, match="no class sub-folders"):
+        keras_vit.data.load_dataset(str(tmp_path))
 
 
 class _Fixed:

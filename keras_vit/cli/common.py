@@ -5,8 +5,6 @@ import os
 
 from keras_vit.errors import ArgumentError, KerasViTError
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 class CommandError(KerasViTError):
     """A user-facing failure found by a command itself: one line, exit status 1."""
@@ -15,20 +13,15 @@ class CommandError(KerasViTError):
 def is_user_error(error):
     """True for what `keras-vit` prints as one line; anything else keeps its traceback.
 
-    keras_vit's own error types (`keras_vit.errors`) always. Until every module raises
-    them, a ValueError or FileNotFoundError raised by a `raise` statement in keras_vit's
-    own code counts too (its checks of what a user gave); the same types raised inside
-    Keras, TensorFlow or NumPy are bugs of ours and keep their traceback.
+    keras_vit's own error types (`keras_vit.errors`: what a user typed or gave that
+    cannot be honoured), and the operating system's refusal of a path (an `OSError`
+    that names its file: a folder where a file was expected, no permission, no such
+    file), which a user fixes as they would for `cp`. A plain ValueError, KeyError or
+    TypeError is a bug, ours or a library's, wherever it was raised.
     """
     if isinstance(error, KerasViTError):
         return True
-    if not isinstance(error, (ValueError, FileNotFoundError)):
-        return False
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(
-        _PACKAGE + os.sep)
+    return isinstance(error, OSError) and getattr(error, "filename", None) is not None
 
 
 def quiet_tensorflow(verbose=False):

@@ -3,6 +3,7 @@
 import argparse
 
 from keras_vit.cli.common import add_checkpoint_arguments, parse_fields
+from keras_vit.errors import DataNotFound
 
 
 def add_summary(sub):
@@ -30,7 +31,7 @@ def add_summary(sub):
         fields = parse_fields(args.set)
         if source.endswith(".keras"):
             if not os.path.isfile(source):
-                raise FileNotFoundError(f"No model file at {source}.")
+                raise DataNotFound(f"No model file at {source}.")
             model = keras.models.load_model(source)
         elif os.path.exists(source) or ":" in source:
             model = keras_vit.convert_checkpoint(source, variant=args.variant, **fields)

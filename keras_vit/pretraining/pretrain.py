@@ -20,6 +20,7 @@ import json
 import os
 import time
 
+from keras_vit.errors import ArgumentError
 from keras_vit.pretraining.masked_patch_prediction import MaskedPatchPrediction
 from keras_vit.training import (
     DIGITS_RECIPE,
@@ -97,7 +98,7 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
 
     start = time.time()
     if objective not in OBJECTIVES:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `objective`, expected one of "
             f"{', '.join(repr(o) for o in OBJECTIVES)}. Received: objective={objective!r}"
         )

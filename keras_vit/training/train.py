@@ -88,7 +88,7 @@ def _check_accumulation(gradient_accumulation_steps, distribute):
         if keras.backend.backend() == "tensorflow":
             # Keras' optimizers apply accumulated updates inside a cond, which
             # MirroredStrategy cannot synchronise (a merge_call RuntimeError).
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `gradient_accumulation_steps`: "
                 "Keras cannot accumulate gradients under tf.distribute.MirroredStrategy; "
                 "use a larger per-replica batch or drop `distribute`. Received: "
@@ -119,7 +119,7 @@ def _distribution_scope(distribute, verbose):
         _log(f"Distributing over {len(devices)} devices (keras.distribution.DataParallel).",
              verbose)
         return contextlib.nullcontext, len(devices)
-    raise ValueError(
+    raise ArgumentError(
         "Received an invalid value for argument `distribute`: data-parallel "
         "training is supported on the tensorflow and jax backends. "
         f"Received: distribute=True with backend {backend!r}"
