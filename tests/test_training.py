@@ -347,10 +347,10 @@ def test_accumulation_under_mirrored_strategy_is_refused(entry, tmp_path):
 def test_float16_training_scales_the_loss(tmp_path, monkeypatch):
     """mixed_float16 (what --mixed-precision means on a GPU) trains with a
     LossScaleOptimizer: Keras' compile wraps it for the model's float16 policy."""
-    train_module = sys.modules["keras_vit.training.train"]  # the module; `train` is shadowed
+    from keras_vit.training import runs, train
 
-    monkeypatch.setattr(train_module, "_policy", lambda on: "mixed_float16" if on else None)
-    train_module.train("digits", model=dict(TINY), image_size=8, epochs=1, batch_size=256,
+    monkeypatch.setattr(runs, "_policy", lambda on: "mixed_float16" if on else None)
+    train("digits", model=dict(TINY), image_size=8, epochs=1, batch_size=256,
                        output_dir=str(tmp_path), mixed_precision=True, jit_compile=False,
                        tensorboard=False, verbose=0)
     model = keras.models.load_model(tmp_path / "model.keras")

@@ -422,7 +422,7 @@ def test_run_folder_rules_without_training(tmp_path):
     """The rerun rules on a folder as `train` leaves it (cheap twin of the walk above)."""
     import keras_vit
     from keras_vit.errors import RunFolderError
-    from keras_vit.training.train import _prepare_run_folder as prepare
+    from keras_vit.training.runs import prepare_run_folder as prepare
 
     old = dict(epochs=4, seed=0, mixed_precision=False, jit_compile=True,
                model_config=dict(num_layers=1, hidden_size=16))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 
 from keras_vit.errors import ArgumentError, KerasViTError
 
@@ -22,6 +23,17 @@ def is_user_error(error):
     if isinstance(error, KerasViTError):
         return True
     return isinstance(error, OSError) and getattr(error, "filename", None) is not None
+
+
+def command_line(args):
+    """The command as the user typed it (`keras-vit train --epochs 5 ...`), for metrics.json."""
+    return " ".join(["keras-vit", args.command] + [shlex.quote(a) for a in args.argv])
+
+
+def add_overwrite_argument(parser):
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an --output-dir that holds another run (its "
+                        "model, metrics, history, checkpoint and logs are deleted)")
 
 
 def quiet_tensorflow(verbose=False):
