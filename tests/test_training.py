@@ -67,6 +67,26 @@ def test_schedule_rejects_bad_arguments():
         WarmupDecay(1e-3, 0)
 
 
+def test_extending_a_run_says_how_the_recomputed_schedule_moves_the_rate():
+    """60 -> 80 epochs of the digits recipe (45 steps an epoch, 3 warmup epochs): the
+    schedule is recomputed over 80 epochs, and the line gives its rates by value."""
+    from keras_vit.training.runs import extension_note
+
+    old = dict(epochs=60, steps_per_epoch=45, learning_rate=2e-3, warmup_epochs=3,
+               decay="cosine")
+    line = extension_note("runs/digits", old, dict(old, epochs=80))
+    total, warmup = 80 * 45, 3 * 45
+
+    def cosine(step):
+        return 2e-3 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+    assert line.startswith("Extending the run in runs/digits from 60 to 80 epochs: ")
+    assert "recomputed over 80 epochs" in line
+    assert "goes from 0 (end of epoch 60" in line  # the old cosine's end
+    assert f"back up to {cosine(60 * 45):.6g} at the start of epoch 61" in line
+    assert f"({cosine(61 * 45):.6g} at its end)" in line
+
+
 def test_make_schedule_counts_steps_per_epoch():
     schedule = make_schedule(1e-3, epochs=10, steps_per_epoch=45, warmup_epochs=2)
     assert (schedule.total_steps, schedule.warmup_steps) == (450, 90)

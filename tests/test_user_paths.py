@@ -4,8 +4,11 @@
 command wrote; nothing here calls the internals the commands use.
 """
 
+import csv
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
@@ -136,14 +139,40 @@ def test_a_run_folder_loads_fresh_is_never_clobbered_and_extends(tmp_path):
     assert _files(run) == before
 
     # A larger --epochs extends the run (and says so); seconds add up over segments.
-    out = _cli("train", "--epochs", "2", "--output-dir", str(run), *TINY)
+    out = _cli("train", "--epochs", "3", "--output-dir", str(run), *TINY)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "Extending the run" in out.stderr and "from 1 to 2 epochs" in out.stderr
-    assert "Resuming from epoch 1 of 2" in out.stderr
-    history = (run / "history.csv").read_text().splitlines()
-    assert [l.split(",")[0] for l in history[1:]] == ["1", "2"]
+    assert "Extending the run" in out.stderr and "from 1 to 3 epochs" in out.stderr
+    assert "Resuming from epoch 1 of 3" in out.stderr
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert [(s["from_epoch"], s["to_epoch"]) for s in metrics["segments"]] == [(0, 1), (1, 2)]
+    assert [(s["from_epoch"], s["to_epoch"]) for s in metrics["segments"]] == [(0, 1), (1, 3)]
+    # The schedule is recomputed over 3 epochs (as timm does), by value: the line's rates
+    # and history.csv's learning_rate column against warmup + cosine written out here.
+    config = metrics["config"]
+    steps, peak = config["steps_per_epoch"], config["learning_rate"]
+
+    def rate(step, epochs):
+        total = epochs * steps
+        warmup = min(round(config["warmup_epochs"] * steps), total - 1)
+        if step < warmup:
+            return peak * (step + 1) / warmup
+        return peak * 0.5 * (1 + math.cos(math.pi * min((step - warmup) / (total - warmup), 1)))
+
+    line = next(l for l in out.stderr.splitlines() if l.startswith("Extending the run"))
+    before, start, end = (float(x) for x in re.search(
+        r"goes from (\S+) \(end of epoch 1.* up to (\S+) at the start of epoch 2 "
+        r"\((\S+) at its end\)", line).groups())
+    assert "recomputed over 3 epochs" in line, line
+    assert before == pytest.approx(rate(steps, 1), abs=1e-9)  # the old schedule's end: 0
+    assert start == pytest.approx(rate(steps, 3), rel=1e-5) and start > 0.3 * peak
+    assert end == pytest.approx(rate(2 * steps, 3), rel=1e-5)
+    assert float(rows[0]["learning_rate"]) == pytest.approx(before, abs=1e-9)
+    for epoch in (2, 3):
+        assert float(rows[epoch - 1]["learning_rate"]) == pytest.approx(
+            rate(epoch * steps, 3), rel=1e-5, abs=1e-9)
+    assert float(rows[1]["learning_rate"]) == pytest.approx(end, rel=1e-5)
     assert metrics["seconds"] == pytest.approx(sum(s["seconds"] for s in metrics["segments"]))
     assert metrics["seconds"] > metrics["segments"][-1]["seconds"]
 

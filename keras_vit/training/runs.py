@@ -176,32 +176,36 @@ def config_differences(old, new):
     return differences
 
 
-def epoch_end_learning_rate(config, epoch):
-    """The learning rate after `epoch` epochs of a run with this configuration: what
-    history.csv's `learning_rate` column holds for that epoch (the schedule at step
-    epoch x steps_per_epoch of `make_schedule`'s warmup and decay)."""
-    steps = config["steps_per_epoch"]
-    total, warmup = schedule_steps(config["epochs"], steps, config["warmup_epochs"])
-    return warmup_decay(epoch * steps, config["learning_rate"], total, warmup, config["decay"])
+def learning_rate_at(config, step):
+    """The learning rate at optimizer step `step` of a run with this configuration
+    (`make_schedule`'s warmup and decay over its epochs x steps_per_epoch). After
+    epoch e the rate is `learning_rate_at(config, e * steps_per_epoch)`: what
+    history.csv's `learning_rate` column holds for epoch e."""
+    total, warmup = schedule_steps(config["epochs"], config["steps_per_epoch"],
+                                   config["warmup_epochs"])
+    return warmup_decay(step, config["learning_rate"], total, warmup, config["decay"])
 
 
 def extension_note(output_dir, old, new):
     """The line that says what extending a run to a larger `epochs` does to its schedule.
 
     As timm does when a run is resumed with more epochs, the warmup + decay schedule is
-    recomputed over the new total: the rate, near its end value after the old last
-    epoch, rises again to where the longer schedule is at that point.
+    recomputed over the new total (not continued, not restarted): the rate, at its end
+    value after the old last epoch, rises again to where the longer schedule is at that
+    point, and decays to its end over the new epochs.
     """
     line = f"Extending the run in {output_dir} from {old['epochs']} to {new['epochs']} epochs"
     if not all(k in old and k in new for k in ("learning_rate", "warmup_epochs", "decay",
                                                "steps_per_epoch")):
         return line + "."
-    before = epoch_end_learning_rate(old, old["epochs"])
-    after = epoch_end_learning_rate(new, old["epochs"] + 1)
+    done, steps = old["epochs"], new["steps_per_epoch"]
+    before = learning_rate_at(old, done * old["steps_per_epoch"])
+    start = learning_rate_at(new, done * steps)
+    end = learning_rate_at(new, (done + 1) * steps)
     return (f"{line}: the learning-rate schedule (warmup, then {new['decay']} decay) is "
-            f"recomputed over {new['epochs']} epochs, as timm does, so the learning rate goes "
-            f"from {before:.6g} (epoch {old['epochs']} of the old schedule) to {after:.6g} at "
-            f"epoch {old['epochs'] + 1}.")
+            f"recomputed over {new['epochs']} epochs, as timm does, so the learning rate "
+            f"goes from {before:.6g} (end of epoch {done}, the old schedule's) back up to "
+            f"{start:.6g} at the start of epoch {done + 1} ({end:.6g} at its end).")
 
 
 def prepare_run_folder(output_dir, config, overwrite, verbose):
