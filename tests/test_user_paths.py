@@ -372,6 +372,17 @@ def test_an_os_refusal_of_a_named_path_is_one_line_other_os_errors_are_bugs(tmp_
 
 
 @pytest.mark.portable
+def test_summary_refuses_a_size_given_twice_in_one_line(capsys):
+    """`--image-size 64 --set image_size=32` was a TypeError traceback (two values)."""
+    from keras_vit import cli
+
+    assert cli.main(["summary", "Ti/16", "--image-size", "64", "--set", "image_size=32"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("keras-vit summary: error: Received two values for `image_size`: "
+                   "--image-size 64 and --set image_size=32; pass one."), err
+
+
+@pytest.mark.portable
 def test_the_librarys_refusals_are_its_own_error_types(tmp_path):
     """A sample across the package: config fields, checkpoints, model files."""
     import keras_vit
