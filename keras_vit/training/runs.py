@@ -350,10 +350,10 @@ class Run:
     def config(self, model, jit_compile, steps_per_execution, **extra):
         """The run's configuration as recorded (metrics.json, checkpoint) and compared on
         a rerun: the recipe, the record, what was resolved, the model and `extra`."""
-        config = dict(self.recipe, **self.record, **extra, jit_compile=jit_compile,
-                      steps_per_execution=steps_per_execution, steps_per_epoch=self.steps,
-                      model_config=model.config.to_dict(),
-                      parameters=int(model.count_params()))
+        config = {**self.recipe, **self.record, **extra, "jit_compile": jit_compile,
+                  "steps_per_execution": steps_per_execution, "steps_per_epoch": self.steps,
+                  "model_config": model.config.to_dict(),
+                  "parameters": int(model.count_params())}
         return json.loads(json.dumps(config, default=str))
 
     def fit(self, model, train_ds, config, *, saves, evaluate, tensorboard=True,
