@@ -302,8 +302,9 @@ def test_cli_pretrain_resumes_and_finetune_takes_its_backbone(tmp_path):
     assert json.load(open(os.path.join(tuned, "metrics.json")))["test_examples"] == 360
 
 
+# One batch an epoch (1,437 digits): one step to trace, the most of a tiny run's time.
 _TINY_PRETRAIN = ["--set", "num_layers=1", "--set", "hidden_size=16", "--set", "num_heads=2",
-                  "--set", "mlp_dim=32", "--batch-size", "256", "--no-tensorboard"]
+                  "--set", "mlp_dim=32", "--batch-size", "2048", "--no-tensorboard"]
 
 
 def _run_files(folder):
@@ -313,7 +314,7 @@ def _run_files(folder):
 def test_cli_pretrain_keeps_its_run_folder_as_train_does(tmp_path, capsys):
     """`keras-vit pretrain` through main(): the command is recorded, a rerun with other
     options is refused in one line and changes nothing, the same command again does
-    nothing (~15 s on a loaded 2-core machine; kill -9, extend and --overwrite are in
+    nothing (~9 s on a loaded 2-core machine; kill -9, extend and --overwrite are in
     the slow test below)."""
     from keras_vit.cli import main
 
