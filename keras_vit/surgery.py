@@ -13,6 +13,7 @@ import numbers
 import keras
 import numpy as np
 
+from keras_vit.errors import ArgumentError
 from keras_vit.models.config import RESAMPLE_METHODS
 from keras_vit.models.vit import VisionTransformer
 from keras_vit.utils import check_choice, check_positive_int, to_hw
@@ -94,13 +95,13 @@ def resample_position_embeddings(
     interpolation_matrix(1, 1, method, antialias)  # checks the pair
     posemb = np.asarray(posemb)
     if posemb.ndim != 3 or posemb.shape[0] != 1:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `posemb`, expected an array "
             f"of shape (1, tokens, D). Received: posemb.shape={posemb.shape}"
         )
     if (isinstance(num_prefix_tokens, bool) or not isinstance(num_prefix_tokens, numbers.Integral)
             or num_prefix_tokens < 0):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `num_prefix_tokens`, expected "
             f"an int >= 0. Received: num_prefix_tokens={num_prefix_tokens!r}"
         )
@@ -109,7 +110,7 @@ def resample_position_embeddings(
     if old_grid is None:
         side = int(round(np.sqrt(max(n, 0))))
         if side * side != n:
-            raise ValueError(
+            raise ArgumentError(
                 f"Cannot infer the grid of a position embedding with {n} patch "
                 f"tokens (not a square); pass `old_grid=(gh, gw)`. Received: "
                 f"posemb.shape={posemb.shape}, num_prefix_tokens={num_prefix_tokens}"
@@ -117,7 +118,7 @@ def resample_position_embeddings(
         old_grid = (side, side)
     gh, gw = to_hw("old_grid", old_grid)
     if gh * gw != n:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `old_grid`: {gh}x{gw} = "
             f"{gh * gw} patches, but the embedding has {n} after "
             f"{num_prefix_tokens} prefix token(s). Received: old_grid={old_grid}, "
@@ -179,13 +180,13 @@ def interpolation_matrix(in_size, out_size, method="linear", antialias=False):
     out_size = check_positive_int("out_size", out_size)
     check_choice("method", method, RESAMPLE_METHODS)
     if not isinstance(antialias, bool):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `antialias`, expected a bool. "
             f"Received: antialias={antialias!r}"
         )
     if method == "linear":
         if antialias:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `antialias`: the "
                 "'linear' resize is scipy.ndimage.zoom(order=1), which has no "
                 "antialiased form. Received: method='linear', antialias=True"
@@ -312,7 +313,7 @@ def resize_position_embeddings(model, image_size, method=None, antialias=None):
     interpolation_matrix(1, 1, method, antialias)  # checks the pair
     config = old.replace(image_size=image_size)
     if config.position_embedding == "relative" and config.grid_size != old.grid_size:
-        raise ValueError(
+        raise ArgumentError(
             "resize_position_embeddings does not resample 'relative' position "
             "biases (their table size depends on the grid). Received: "
             f"position_embedding='relative', image_size={image_size!r}"
@@ -328,7 +329,7 @@ def resize_position_embeddings(model, image_size, method=None, antialias=None):
 def _config_of(model):
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "replace"):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`, expected a "
             f"keras_vit.VisionTransformer. Received: model={type(model).__name__}"
         )

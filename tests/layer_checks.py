@@ -45,13 +45,18 @@ def check_train_step(model, inputs, targets, loss="mse"):
     loss_fn = keras.losses.get(loss)
 
     def inference_loss():  # deterministic: no dropout or drop path
-        return float(np.mean(loss_fn(targets, model(inputs, training=False))))
+        # convert_to_numpy first: np.mean cannot read a torch tensor (torch backend).
+        return float(np.mean(keras.ops.convert_to_numpy(
+            loss_fn(targets, model(inputs, training=False)))))
 
-    before = [np.array(w) for w in model.trainable_weights]
+    def values():
+        return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+
+    before = values()
     first = inference_loss()
     for _ in range(5):
         model.train_on_batch(inputs, targets)
-    after = [np.array(w) for w in model.trainable_weights]
+    after = values()
     changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
     assert all(changed), [w.path for w, c in zip(model.trainable_weights, changed) if not c]
     last = inference_loss()

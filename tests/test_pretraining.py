@@ -302,6 +302,97 @@ def test_cli_pretrain_resumes_and_finetune_takes_its_backbone(tmp_path):
     assert json.load(open(os.path.join(tuned, "metrics.json")))["test_examples"] == 360
 
 
+# One batch an epoch (1,437 digits): one step to trace, the most of a tiny run's time.
+_TINY_PRETRAIN = ["--set", "num_layers=1", "--set", "hidden_size=16", "--set", "num_heads=2",
+                  "--set", "mlp_dim=32", "--batch-size", "2048", "--no-tensorboard"]
+
+
+def _run_files(folder):
+    return {p: os.path.getmtime(os.path.join(folder, p)) for p in sorted(os.listdir(folder))}
+
+
+def test_cli_pretrain_keeps_its_run_folder_as_train_does(tmp_path, capsys):
+    """`keras-vit pretrain` through main(): the command is recorded, a rerun with other
+    options is refused in one line and changes nothing, the same command again does
+    nothing (~9 s on a loaded 2-core machine; kill -9, extend and --overwrite are in
+    the slow test below)."""
+    from keras_vit.cli import main
+
+    run = str(tmp_path / "mpp")
+    args = ["pretrain", "--epochs", "1", "--output-dir", run, *_TINY_PRETRAIN]
+    assert main(args) == 0, capsys.readouterr().err[-2000:]
+    capsys.readouterr()
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert metrics["command"] == "keras-vit " + " ".join(args)
+    assert metrics["config"]["mask_rate"] == 0.8 and metrics["epochs"] == 1
+    before = _run_files(run)
+    assert {"model.keras", "pretraining.keras", "metrics.json", "history.csv",
+            "checkpoint"} <= set(before)
+
+    for extra, difference in ((["--mask-rate", "0.5"], "mask_rate 0.8 -> 0.5"),
+                              (["--set", "num_layers=2"], "num_layers 1 -> 2"),
+                              (["--target", "pixels"], "target 'mean_color' -> 'pixels'")):
+        assert main([*args, *extra]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("keras-vit pretrain: error:"), err
+        assert run in err and difference in err and "--output-dir NEW" in err, err
+        assert "--overwrite" in err, err
+        assert _run_files(run) == before
+
+    assert main(args) == 0
+    assert "were already done" in capsys.readouterr().err
+    assert _run_files(run) == before
+
+
+@pytest.mark.slow  # four fresh processes and a kill: ~2 minutes on a loaded 2-core machine
+def test_cli_pretrain_resumes_after_sigkill_extends_and_overwrites(tmp_path):
+    import signal
+    import time
+
+    from keras_vit.training.callbacks import read_history
+
+    run = str(tmp_path / "mpp")
+    args = [sys.executable, "-m", "keras_vit", "pretrain", "--epochs", "8", "--output-dir",
+            run, *_TINY_PRETRAIN[:-3], "--batch-size", "32", "--no-tensorboard"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    history = os.path.join(run, "history.csv")
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if len(read_history(history)) >= 2:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    killed_at = len(read_history(history))
+    assert 2 <= killed_at < 8 and not os.path.exists(os.path.join(run, "model.keras"))
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"Resuming from epoch {killed_at} of 8" in out.stderr
+    assert [int(r["epoch"]) for r in read_history(history)] == list(range(1, 9))
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert metrics["resumed_from_epoch"] == killed_at
+    assert metrics["command"] == "keras-vit " + " ".join(args[3:])
+
+    longer = [a if a != "8" else "9" for a in args]  # --epochs 9: extends
+    out = subprocess.run(longer, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Extending the run" in out.stderr and "Resuming from epoch 8 of 9" in out.stderr
+    assert [int(r["epoch"]) for r in read_history(history)] == list(range(1, 10))
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert [s["to_epoch"] for s in metrics["segments"]] == [killed_at, 8, 9]
+
+    out = subprocess.run([*args, "--set", "num_layers=2", "--overwrite"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert metrics["config"]["model_config"]["num_layers"] == 2 and metrics["epochs"] == 8
+    assert [int(r["epoch"]) for r in read_history(history)] == list(range(1, 9))
+
+
 def test_cli_pretrain_refuses_an_unknown_target(capsys):
     from keras_vit.cli import build_parser
 

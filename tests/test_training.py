@@ -67,6 +67,26 @@ def test_schedule_rejects_bad_arguments():
         WarmupDecay(1e-3, 0)
 
 
+def test_extending_a_run_says_how_the_recomputed_schedule_moves_the_rate():
+    """60 -> 80 epochs of the digits recipe (45 steps an epoch, 3 warmup epochs): the
+    schedule is recomputed over 80 epochs, and the line gives its rates by value."""
+    from keras_vit.training.runs import extension_note
+
+    old = dict(epochs=60, steps_per_epoch=45, learning_rate=2e-3, warmup_epochs=3,
+               decay="cosine")
+    line = extension_note("runs/digits", old, dict(old, epochs=80))
+    total, warmup = 80 * 45, 3 * 45
+
+    def cosine(step):
+        return 2e-3 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+    assert line.startswith("Extending the run in runs/digits from 60 to 80 epochs: ")
+    assert "recomputed over 80 epochs" in line
+    assert "goes from 0 (end of epoch 60" in line  # the old cosine's end
+    assert f"back up to {cosine(60 * 45):.6g} at the start of epoch 61" in line
+    assert f"({cosine(61 * 45):.6g} at its end)" in line
+
+
 def test_make_schedule_counts_steps_per_epoch():
     schedule = make_schedule(1e-3, epochs=10, steps_per_epoch=45, warmup_epochs=2)
     assert (schedule.total_steps, schedule.warmup_steps) == (450, 90)
@@ -347,10 +367,10 @@ def test_accumulation_under_mirrored_strategy_is_refused(entry, tmp_path):
 def test_float16_training_scales_the_loss(tmp_path, monkeypatch):
     """mixed_float16 (what --mixed-precision means on a GPU) trains with a
     LossScaleOptimizer: Keras' compile wraps it for the model's float16 policy."""
-    train_module = sys.modules["keras_vit.training.train"]  # the module; `train` is shadowed
+    from keras_vit.training import runs, train
 
-    monkeypatch.setattr(train_module, "_policy", lambda on: "mixed_float16" if on else None)
-    train_module.train("digits", model=dict(TINY), image_size=8, epochs=1, batch_size=256,
+    monkeypatch.setattr(runs, "_policy", lambda on: "mixed_float16" if on else None)
+    train("digits", model=dict(TINY), image_size=8, epochs=1, batch_size=256,
                        output_dir=str(tmp_path), mixed_precision=True, jit_compile=False,
                        tensorboard=False, verbose=0)
     model = keras.models.load_model(tmp_path / "model.keras")

@@ -4,11 +4,15 @@
 command wrote; nothing here calls the internals the commands use.
 """
 
+import csv
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,14 +139,40 @@ def test_a_run_folder_loads_fresh_is_never_clobbered_and_extends(tmp_path):
     assert _files(run) == before
 
     # A larger --epochs extends the run (and says so); seconds add up over segments.
-    out = _cli("train", "--epochs", "2", "--output-dir", str(run), *TINY)
+    out = _cli("train", "--epochs", "3", "--output-dir", str(run), *TINY)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "Extending the run" in out.stderr and "from 1 to 2 epochs" in out.stderr
-    assert "Resuming from epoch 1 of 2" in out.stderr
-    history = (run / "history.csv").read_text().splitlines()
-    assert [l.split(",")[0] for l in history[1:]] == ["1", "2"]
+    assert "Extending the run" in out.stderr and "from 1 to 3 epochs" in out.stderr
+    assert "Resuming from epoch 1 of 3" in out.stderr
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert [(s["from_epoch"], s["to_epoch"]) for s in metrics["segments"]] == [(0, 1), (1, 2)]
+    assert [(s["from_epoch"], s["to_epoch"]) for s in metrics["segments"]] == [(0, 1), (1, 3)]
+    # The schedule is recomputed over 3 epochs (as timm does), by value: the line's rates
+    # and history.csv's learning_rate column against warmup + cosine written out here.
+    config = metrics["config"]
+    steps, peak = config["steps_per_epoch"], config["learning_rate"]
+
+    def rate(step, epochs):
+        total = epochs * steps
+        warmup = min(round(config["warmup_epochs"] * steps), total - 1)
+        if step < warmup:
+            return peak * (step + 1) / warmup
+        return peak * 0.5 * (1 + math.cos(math.pi * min((step - warmup) / (total - warmup), 1)))
+
+    line = next(l for l in out.stderr.splitlines() if l.startswith("Extending the run"))
+    before, start, end = (float(x) for x in re.search(
+        r"goes from (\S+) \(end of epoch 1.* up to (\S+) at the start of epoch 2 "
+        r"\((\S+) at its end\)", line).groups())
+    assert "recomputed over 3 epochs" in line, line
+    assert before == pytest.approx(rate(steps, 1), abs=1e-9)  # the old schedule's end: 0
+    assert start == pytest.approx(rate(steps, 3), rel=1e-5) and start > 0.3 * peak
+    assert end == pytest.approx(rate(2 * steps, 3), rel=1e-5)
+    assert float(rows[0]["learning_rate"]) == pytest.approx(before, abs=1e-9)
+    for epoch in (2, 3):
+        assert float(rows[epoch - 1]["learning_rate"]) == pytest.approx(
+            rate(epoch * steps, 3), rel=1e-5, abs=1e-9)
+    assert float(rows[1]["learning_rate"]) == pytest.approx(end, rel=1e-5)
     assert metrics["seconds"] == pytest.approx(sum(s["seconds"] for s in metrics["segments"]))
     assert metrics["seconds"] > metrics["segments"][-1]["seconds"]
 
@@ -306,6 +336,90 @@ def test_only_the_librarys_errors_are_one_line_a_bug_keeps_its_traceback(capsys)
         assert not cli.common.is_user_error(error)
 
 
+def _plain_value_error_from_a_keras_vit_raise(*args, **kwargs):
+    """A bug of ours: an unfitted probe used (its `raise ValueError` is in keras_vit)."""
+    import keras_vit.evaluation
+
+    keras_vit.evaluation.LeastSquaresProbe(num_classes=2).predict(np.zeros((1, 2)))
+
+
+@pytest.mark.portable
+def test_a_plain_value_error_inside_keras_vit_keeps_its_traceback(monkeypatch, capsys):
+    """What `keras-vit summary` calls raises a plain ValueError from inside keras_vit's
+    own code: a bug, so main() re-raises it (traceback) instead of printing one line."""
+    import keras_vit
+    from keras_vit import cli
+
+    monkeypatch.setattr(keras_vit, "ViT", _plain_value_error_from_a_keras_vit_raise)
+    with pytest.raises(ValueError) as error:
+        cli.main(["summary", "Ti/16"])
+    assert not isinstance(error.value, keras_vit.errors.KerasViTError)
+    assert "error:" not in capsys.readouterr().err
+
+
+@pytest.mark.portable
+def test_an_os_refusal_of_a_named_path_is_one_line_other_os_errors_are_bugs(tmp_path, capsys):
+    from keras_vit import cli
+
+    for error in (PermissionError(13, "Permission denied", str(tmp_path / "m.keras")),
+                  IsADirectoryError(21, "Is a directory", str(tmp_path))):
+        assert cli.common.is_user_error(error)
+    assert not cli.common.is_user_error(OSError(28, "No space left on device"))
+    # A directory given as a model: one line naming it, through the library's own type.
+    assert cli.main(["summary", str(tmp_path) + "/.keras"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("keras-vit summary: error:") and str(tmp_path) in err, err
+
+
+@pytest.mark.portable
+def test_summary_refuses_a_size_given_twice_in_one_line(capsys):
+    """`--image-size 64 --set image_size=32` was a TypeError traceback (two values)."""
+    from keras_vit import cli
+
+    assert cli.main(["summary", "Ti/16", "--image-size", "64", "--set", "image_size=32"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("keras-vit summary: error: Received two values for `image_size`: "
+                   "--image-size 64 and --set image_size=32; pass one."), err
+
+
+@pytest.mark.portable
+def test_the_librarys_refusals_are_its_own_error_types(tmp_path):
+    """A sample across the package: config fields, checkpoints, model files."""
+    import keras_vit
+    from keras_vit.checkpoints.port import CheckpointError
+    from keras_vit.errors import ArgumentError, DataError, DataNotFound, KerasViTError
+
+    (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "text.keras").write_text("not a model")
+    cases = [
+        (lambda: keras_vit.ViTConfig(hidden_size=30, num_heads=4), ArgumentError, "hidden_size"),
+        (lambda: keras_vit.ViTConfig.from_dict({"num_layerz": 2}), ArgumentError, "num_layerz"),
+        (lambda: keras_vit.ViT("X/16"), ArgumentError, "unknown variant"),
+        (lambda: keras_vit.layers.Patches(4)(np.zeros((2, 8, 8))), ArgumentError, "Patches"),
+        (lambda: keras_vit.convert_checkpoint(str(tmp_path / "missing.npz")), DataNotFound,
+         "No checkpoint file"),
+        (lambda: keras_vit.convert_checkpoint(str(tmp_path / "garbage.npz")), CheckpointError,
+         "garbage.npz"),
+        (lambda: keras_vit.evaluation.load_model(tmp_path / "none.keras"), DataNotFound,
+         "not found"),
+        (lambda: keras_vit.evaluation.load_model(tmp_path / "text.keras"), DataError,
+         "not a Keras model file"),
+    ]
+    for call, kind, text in cases:
+        with pytest.raises(kind, match=text) as error:
+            call()
+        assert isinstance(error.value, KerasViTError) and isinstance(error.value, ValueError)
+    assert issubclass(DataNotFound, FileNotFoundError)
+
+
+def test_a_data_folder_without_classes_is_a_data_error(tmp_path):
+    import keras_vit
+    from keras_vit.errors import DataError
+
+    with pytest.raises(DataError, match="no class sub-folders"):
+        keras_vit.data.load_dataset(str(tmp_path))
+
+
 class _Fixed:
     def __init__(self, args, run):
         self.args, args.run = args, run
@@ -348,7 +462,7 @@ def test_run_folder_rules_without_training(tmp_path):
     """The rerun rules on a folder as `train` leaves it (cheap twin of the walk above)."""
     import keras_vit
     from keras_vit.errors import RunFolderError
-    from keras_vit.training.train import _prepare_run_folder as prepare
+    from keras_vit.training.runs import prepare_run_folder as prepare
 
     old = dict(epochs=4, seed=0, mixed_precision=False, jit_compile=True,
                model_config=dict(num_layers=1, hidden_size=16))

@@ -10,6 +10,7 @@ keeps its fused attention kernel.
 import keras
 import numpy as np
 
+from keras_vit.errors import ArgumentError
 from keras_vit.models.feature_extractor import vit_config_and_blocks
 from keras_vit.utils import check_positive_int
 
@@ -62,12 +63,12 @@ def attention_rollout(model, images, head_fusion="mean", discard_ratio=0.0, batc
         gives weight to the prefix tokens, so a row sums to at most 1).
     """
     if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `head_fusion`, expected one of "
             f"{', '.join(repr(h) for h in HEAD_FUSIONS)}. Received: head_fusion={head_fusion!r}"
         )
     if not 0.0 <= discard_ratio < 1.0:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `discard_ratio`, expected a "
             f"float in [0, 1). Received: discard_ratio={discard_ratio!r}"
         )
@@ -169,12 +170,12 @@ def _check_images(model, images):
     if images.ndim != len(expected) + 1 or any(
         e is not None and e != g for e, g in zip(expected, images.shape[1:])
     ):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `images`, expected an array "
             f"(B, {', '.join(str(e) for e in expected)}) or one image "
             f"({', '.join(str(e) for e in expected)}) for this model. "
             f"Received: images.shape={images.shape}"
         )
     if len(images) == 0:
-        raise ValueError("Received an invalid value for argument `images`: no images.")
+        raise ArgumentError("Received an invalid value for argument `images`: no images.")
     return images

@@ -4,6 +4,7 @@ filters' principal components (paper fig. 7 left and centre, App. D.4)."""
 import keras
 import numpy as np
 
+from keras_vit.errors import ArgumentError
 from keras_vit.models.feature_extractor import vit_config_and_blocks
 from keras_vit.utils import check_positive_int
 
@@ -29,7 +30,7 @@ def position_embedding_similarity(model):
     """
     config, _ = vit_config_and_blocks(model)
     if config.position_embedding in ("relative", "none"):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`: it has no absolute "
             "position embedding to compare (position_embedding="
             f"{config.position_embedding!r}); expected 'learned', 'learned_2d' or 'sincos_2d'."
@@ -76,7 +77,7 @@ def embedding_filters(model, n=28):
     filters = kernel.astype(np.float64).T  # (D, P*P*C)
     limit = min(filters.shape)
     if n > limit:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `n`, expected at most {limit} "
             f"(the filters are {filters.shape[0]} vectors of {filters.shape[1]} values). "
             f"Received: n={n}"

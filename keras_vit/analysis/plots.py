@@ -8,6 +8,8 @@ the Agg canvas), so they work on servers and never change a user's backend.
 import numpy as np
 from matplotlib.figure import Figure
 
+from keras_vit.errors import ArgumentError
+
 
 def plot_attention_rollout(image, rollout, path=None, title=None):
     """The input image beside the rollout map laid over it (paper fig. 6).
@@ -188,7 +190,7 @@ def plot_embedding_filters(filters, path=None, columns=7):
 def _displayable(image):
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 3 or image.shape[-1] not in (1, 3):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `image`, expected (H, W, 1) or "
             f"(H, W, 3) pixels. Received: image.shape={image.shape}"
         )

@@ -24,6 +24,7 @@ from keras_vit.analysis.plots import (
     plot_mean_attention_distance,
     plot_position_embedding_similarity,
 )
+from keras_vit.errors import ArgumentError, RunFolderError
 from keras_vit.models.feature_extractor import vit_config_and_blocks
 
 
@@ -55,16 +56,16 @@ def visualize(model, images, output_dir, names=None, overwrite=False):
     config, _ = vit_config_and_blocks(model)
     output_dir = pathlib.Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"output directory {output_dir} exists and is not a directory")
+        raise RunFolderError(f"output directory {output_dir} exists and is not a directory")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise ValueError(
+        raise RunFolderError(
             f"output directory {output_dir} is not empty; pass --overwrite "
             "(overwrite=True) to replace the figures in it"
         )
     images = np.asarray(images, dtype=np.float32)
     names = [f"image {i}" for i in range(len(images))] if names is None else list(names)
     if len(names) != len(images):
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `names`, expected {len(images)} "
             f"names (one per image). Received: {len(names)}"
         )

@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_vit.checkpoints import hf, npz, registry, safetensors_io, timm
 from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
+from keras_vit.errors import ArgumentError, DataNotFound
 from keras_vit.models.config import ViTConfig, field_names
 from keras_vit.models.variants import variant_config
 from keras_vit.models.vit import VisionTransformer
@@ -121,7 +122,7 @@ def read(path, format, variant=None, image_size=None):
         tensors = hf.normalise_keys(safetensors_io.read(path))
         fields, n, layout = hf.infer_config(tensors, path, meta)
     else:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `format`, expected one of "
             f"{', '.join(FORMATS)}. Received: format={format!r}"
         )
@@ -182,7 +183,7 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
     """
     unknown = sorted(set(overrides) - set(field_names()))
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"Unknown ViTConfig field(s) {unknown}. Expected any of: {', '.join(field_names())}"
         )
     path, entry = resolve(source, variant)
@@ -192,9 +193,9 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
         format = format or entry.format
         variant = variant or entry.variant
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No checkpoint file or folder at {path}.")
+        raise DataNotFound(f"No checkpoint file or folder at {path}.")
     if format is not None and format not in FORMATS:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `format`, expected one of "
             f"{', '.join(FORMATS)}. Received: format={format!r}"
         )
@@ -278,12 +279,12 @@ def _from_keras_file(path, dtype, name, new_head, overrides):
     try:
         model = keras.models.load_model(path)
     except Exception as error:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `weights`: {path} is not a "
             f"Keras model file ({type(error).__name__})."
-        ) from None
+        ) from error
     if getattr(model, "config", None) is None:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `weights`: expected a keras_vit "
             f"VisionTransformer. Received: a {type(model).__name__} from {path}"
         )
@@ -384,7 +385,7 @@ def load_pretrained(weights, config, variant=None, dtype=None, name=None):
 def resolve(source, variant=None):
     """(local path, registry entry or None): downloads registered names."""
     if not isinstance(source, (str, os.PathLike)):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `source`, expected a path or a "
             f"registered checkpoint name. Received: source={source!r}"
         )
@@ -394,9 +395,9 @@ def resolve(source, variant=None):
     entry = registry.find(source, variant)
     if entry is None:
         if os.sep in source or "." in os.path.basename(source):
-            raise FileNotFoundError(f"No checkpoint file or folder at {source}.")
+            raise DataNotFound(f"No checkpoint file or folder at {source}.")
         known = ", ".join(registry.names(variant) or registry.names())
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `weights`: {source!r} is neither a "
             f"local file nor a registered checkpoint. Registered: {known}"
         )
@@ -416,4 +417,4 @@ def download(entry):
             f"{str(error).splitlines()[0] if str(error) else ''}). Download it "
             f"elsewhere and pass the local file instead of the name, e.g. "
             f"weights='/path/to/{entry.url.rsplit('/', 1)[-1]}'."
-        ) from None
+        ) from error

@@ -40,12 +40,12 @@ def read(path):
             raise CheckpointError(
                 f"{path} holds pickled Python objects; refusing to unpickle an "
                 "untrusted file (checkpoints hold plain numeric arrays)."
-            ) from None
-        raise CheckpointError(f"{path} is not a readable .npz file: {error}") from None
+            ) from error
+        raise CheckpointError(f"{path} is not a readable .npz file: {error}") from error
     except Exception as error:  # zip/zlib/CRC/EOF errors of a corrupt file
         raise CheckpointError(
             f"{path} is not a readable .npz file ({type(error).__name__}: {error})."
-        ) from None
+        ) from error
 
 
 def _layout(tensors, source):

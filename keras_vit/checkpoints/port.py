@@ -67,10 +67,10 @@ class WeightPorter:
         layer_name = path.split("/")[0]
         try:
             layer = self.model.get_layer(layer_name)
-        except ValueError:
+        except ValueError as error:
             raise CheckpointError(
                 f"{self.source}: the model has no layer `{layer_name}` (for `{path}`)."
-            ) from None
+            ) from error
         for variable in layer.weights:
             if variable.path == path:
                 return variable
@@ -135,7 +135,7 @@ def read_json(path, what):
         with open(path) as f:
             return json.load(f)
     except ValueError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({what}): {error}") from None
+        raise CheckpointError(f"{path} is not valid JSON ({what}): {error}") from error
 
 
 def port_top(porter, config, pre_logits, head, transpose, dist_head=None):

@@ -25,8 +25,8 @@ def read(path):
             )
         try:
             header = json.loads(f.read(n))
-        except ValueError:
-            raise CheckpointError(f"{path} is not a .safetensors file (unreadable header).") from None
+        except ValueError as error:
+            raise CheckpointError(f"{path} is not a .safetensors file (unreadable header).") from error
     ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
     if ends and 8 + n + max(ends) > size:
         raise CheckpointError(
@@ -36,7 +36,7 @@ def read(path):
     try:
         return load_file(path)
     except (SafetensorError, ValueError, TypeError, OSError) as error:
-        raise CheckpointError(f"{path} is not a readable .safetensors file: {error}") from None
+        raise CheckpointError(f"{path} is not a readable .safetensors file: {error}") from error
 
 
 def keys(path):

@@ -2,10 +2,9 @@
 
 import json
 import os
+import shlex
 
 from keras_vit.errors import ArgumentError, KerasViTError
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class CommandError(KerasViTError):
@@ -15,20 +14,26 @@ class CommandError(KerasViTError):
 def is_user_error(error):
     """True for what `keras-vit` prints as one line; anything else keeps its traceback.
 
-    keras_vit's own error types (`keras_vit.errors`) always. Until every module raises
-    them, a ValueError or FileNotFoundError raised by a `raise` statement in keras_vit's
-    own code counts too (its checks of what a user gave); the same types raised inside
-    Keras, TensorFlow or NumPy are bugs of ours and keep their traceback.
+    keras_vit's own error types (`keras_vit.errors`: what a user typed or gave that
+    cannot be honoured), and the operating system's refusal of a path (an `OSError`
+    that names its file: a folder where a file was expected, no permission, no such
+    file), which a user fixes as they would for `cp`. A plain ValueError, KeyError or
+    TypeError is a bug, ours or a library's, wherever it was raised.
     """
     if isinstance(error, KerasViTError):
         return True
-    if not isinstance(error, (ValueError, FileNotFoundError)):
-        return False
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(
-        _PACKAGE + os.sep)
+    return isinstance(error, OSError) and getattr(error, "filename", None) is not None
+
+
+def command_line(args):
+    """The command as the user typed it (`keras-vit train --epochs 5 ...`), for metrics.json."""
+    return " ".join(["keras-vit", args.command] + [shlex.quote(a) for a in args.argv])
+
+
+def add_overwrite_argument(parser):
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an --output-dir that holds another run (its "
+                        "model, metrics, history, checkpoint and logs are deleted)")
 
 
 def quiet_tensorflow(verbose=False):

@@ -1,8 +1,11 @@
 """`keras-vit pretrain`: self-supervised pre-training (masked patch prediction)."""
 
-import os
-
-from keras_vit.cli.common import parse_fields
+from keras_vit.cli.common import (
+    add_overwrite_argument,
+    add_set_argument,
+    command_line,
+    parse_fields,
+)
 
 
 def add_pretrain(sub):
@@ -14,8 +17,10 @@ def add_pretrain(sub):
         "corrupted patch's output predicting its 3-bit mean colour (or a 4x4 downsized "
         "patch, or its pixels). Labels are ignored. Writes DIR/model.keras (the "
         "backbone, for `keras-vit finetune --weights DIR/model.keras`), "
-        "DIR/pretraining.keras, DIR/metrics.json, DIR/history.csv; run again with the "
-        "same --output-dir to resume after an interruption.",
+        "DIR/pretraining.keras, DIR/metrics.json, DIR/history.csv; run the same command "
+        "again to resume after an interruption, or with a larger --epochs to extend the "
+        "run; other options into the same folder are refused (--output-dir NEW, or "
+        "--overwrite).",
     )
     p.add_argument("--objective", default="mpp", choices=("mpp",),
                    help="mpp: masked patch prediction (default)")
@@ -30,6 +35,7 @@ def add_pretrain(sub):
     p.add_argument("--manual-dir", default=None, help="imagenet2012: folder of its tar files")
     p.add_argument("--output-dir", default=None,
                    help="run folder (default: runs/pretrain-<data>)")
+    add_overwrite_argument(p)
     p.add_argument("--model", default=None,
                    help="'digits' (the small default for digits), a variant such as Ti/16")
     p.add_argument("--epochs", type=int, default=None)
@@ -47,28 +53,25 @@ def add_pretrain(sub):
     p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
                    help="XLA: auto = on for GPU/TPU, off on a CPU")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any other ViTConfig field, e.g. --set num_layers=6 (repeatable)")
+    add_set_argument(p, "any other ViTConfig field")
     p.set_defaults(run=_run)
 
 
 def _run(args):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TF loads: no C++ chatter
     import json
 
     from keras_vit.pretraining import pretrain
-    from keras_vit.training import default_output_dir
 
-    output_dir = args.output_dir or default_output_dir(args.data, "pretrain")
     metrics = pretrain(
         data=args.data, objective=args.objective, target=args.target, model=args.model,
-        output_dir=output_dir, epochs=args.epochs, batch_size=args.batch_size,
+        output_dir=args.output_dir, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay,
         warmup_epochs=args.warmup_epochs, decay=args.decay, augment=args.augment,
         image_size=args.image_size, corruption_rate=args.corruption_rate,
         mask_rate=args.mask_rate, random_rate=args.random_rate, seed=args.seed,
         jit_compile=args.jit_compile, data_dir=args.data_dir, manual_dir=args.manual_dir,
         model_fields=parse_fields(args.set), tensorboard=not args.no_tensorboard,
+        overwrite=args.overwrite, command=command_line(args),
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     return 0

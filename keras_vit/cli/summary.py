@@ -3,6 +3,7 @@
 import argparse
 
 from keras_vit.cli.common import add_checkpoint_arguments, parse_fields
+from keras_vit.errors import ArgumentError, DataNotFound
 
 
 def add_summary(sub):
@@ -30,13 +31,19 @@ def add_summary(sub):
         fields = parse_fields(args.set)
         if source.endswith(".keras"):
             if not os.path.isfile(source):
-                raise FileNotFoundError(f"No model file at {source}.")
+                raise DataNotFound(f"No model file at {source}.")
             model = keras.models.load_model(source)
         elif os.path.exists(source) or ":" in source:
             model = keras_vit.convert_checkpoint(source, variant=args.variant, **fields)
         else:
-            model = keras_vit.ViT(source, image_size=args.image_size or 224,
-                                  num_classes=args.num_classes or 1000, **fields)
+            for name, flag, default in (("image_size", args.image_size, 224),
+                                        ("num_classes", args.num_classes, 1000)):
+                if flag is not None and name in fields and fields[name] != flag:
+                    raise ArgumentError(
+                        f"Received two values for `{name}`: --{name.replace('_', '-')} "
+                        f"{flag} and --set {name}={fields[name]!r}; pass one.")
+                fields.setdefault(name, flag if flag is not None else default)
+            model = keras_vit.ViT(source, **fields)
         model.summary()
         return 0
 

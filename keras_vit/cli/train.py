@@ -1,8 +1,12 @@
 """`keras-vit train` and `keras-vit finetune`."""
 
-import shlex
-
-from keras_vit.cli.common import add_checkpoint_arguments, add_set_argument, parse_fields
+from keras_vit.cli.common import (
+    add_checkpoint_arguments,
+    add_overwrite_argument,
+    add_set_argument,
+    command_line,
+    parse_fields,
+)
 
 
 def _recipe_arguments(p, defaults):
@@ -15,9 +19,7 @@ def _recipe_arguments(p, defaults):
     p.add_argument("--output-dir", default=None, help=f"run folder (default: {defaults}); "
                    "run again with the same options to resume it, or a larger --epochs "
                    "to extend it")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over in an --output-dir that holds another run (its model, "
-                   "metrics, history, checkpoint and logs are deleted)")
+    add_overwrite_argument(p)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="global batch size")
     p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate")
@@ -51,7 +53,7 @@ def _recipe_kwargs(args):
         jit_compile=args.jit_compile, distribute=args.distribute,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         tensorboard=not args.no_tensorboard, overwrite=args.overwrite,
-        command=" ".join(["keras-vit", args.command] + [shlex.quote(a) for a in args.argv]),
+        command=command_line(args),
     )
 
 

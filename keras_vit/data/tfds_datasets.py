@@ -105,4 +105,4 @@ def load_tfds(name, split, data_dir=None, manual_dir=None, shuffle_files=False, 
         raise DataNotFound(
             f"The data set {name!r} is not downloaded: no prepared copy of "
             f"{spec.tfds_name} in {where}. To use it, {how}."
-        ) from None
+        ) from error

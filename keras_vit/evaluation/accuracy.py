@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 
+from keras_vit.errors import ArgumentError
 from keras_vit.evaluation.fewshot import L2_REG, NUM_SEEDS, SHOTS, fewshot_accuracy
 from keras_vit.utils import check_positive_int
 
@@ -23,12 +24,12 @@ def top_k_accuracy(logits, labels, k=1):
     labels = _int_labels(labels)
     k = check_positive_int("k", k)
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `logits`, expected shape "
             f"(N, K) with N = len(labels) = {labels.shape[0]}. Received: shape {logits.shape}"
         )
     if k > logits.shape[1]:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `k`, expected at most the "
             f"number of classes {logits.shape[1]}. Received: k={k}"
         )
@@ -181,7 +182,7 @@ def iterate_batches(data, batch_size=64):
     if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
         images, labels = np.asarray(data[0]), _int_labels(data[1])
         if images.shape[0] != labels.shape[0]:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `data`, expected as many "
                 f"images as labels. Received: {images.shape[0]} images, "
                 f"{labels.shape[0]} labels"
@@ -199,7 +200,7 @@ def iterate_batches(data, batch_size=64):
         else:
             images = labels = None
         if images is None or labels is None:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `data`, expected batches "
                 "of (images, labels) or dicts with 'image' and 'label'. "
                 f"Received a batch of type {type(batch).__name__}"
@@ -239,4 +240,4 @@ def _int_labels(labels):
 
 def _check_not_empty(batches):
     if not batches:
-        raise ValueError("Received an invalid value for argument `data`: it holds no examples.")
+        raise ArgumentError("Received an invalid value for argument `data`: it holds no examples.")

@@ -6,6 +6,7 @@ then calls `evaluate` (top-k and few-shot) or, for "imagenet2012_real",
 tensorflow when called, not at import.
 """
 
+from keras_vit.errors import ArgumentError, DataError
 from keras_vit.evaluation.accuracy import evaluate
 from keras_vit.evaluation.fewshot import L2_REG, NUM_SEEDS, SHOTS
 from keras_vit.evaluation.real import REAL_DATASET, evaluate_real, load_real
@@ -44,7 +45,7 @@ def evaluation_data(model, data="digits", split="test", fewshot_split="train",
     from keras_vit.data import load_dataset
 
     if preprocessing not in PREPROCESSING:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `preprocessing`, expected one of "
             f"{', '.join(PREPROCESSING)}. Received: preprocessing={preprocessing!r}"
         )
@@ -69,7 +70,7 @@ def evaluation_data(model, data="digits", split="test", fewshot_split="train",
             augment=None, data_dir=data_dir, manual_dir=manual_dir,
         )
         if info.num_channels != channels:
-            raise ValueError(
+            raise DataError(
                 f"Received an invalid value for argument `data`: the model takes "
                 f"{channels}-channel images but {data} has {info.num_channels}-channel images"
             )
@@ -122,12 +123,12 @@ def evaluate_dataset(model, data="digits", split="test", fewshot_split="train",
     num_outputs = model.outputs[0].shape[-1]
     if fewshot_only:
         if not shots:
-            raise ValueError("Received an invalid value for argument `shots`: "
+            raise ArgumentError("Received an invalid value for argument `shots`: "
                              "fewshot_only needs at least one shot count")
         top_k = ()
     elif "head" in names and num_outputs != info.num_classes:
         if not shots:
-            raise ValueError(
+            raise DataError(
                 f"Received an invalid value for argument `data`: the model has "
                 f"{num_outputs} classes but {data} has {info.num_classes}, and "
                 "few-shot (the only evaluation that needs no matching head) is off"

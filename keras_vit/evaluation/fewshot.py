@@ -21,6 +21,7 @@ paper's authors' group:
 
 import numpy as np
 
+from keras_vit.errors import ArgumentError
 from keras_vit.utils import check_positive_int
 
 SHOTS = (1, 5, 10, 25)  # big_vision's configs/common_fewshot.py
@@ -84,7 +85,7 @@ class LeastSquaresProbe:
             raise ValueError("This LeastSquaresProbe is not fitted yet; call fit() first.")
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `features`, expected "
                 f"shape (N, {self.mean.shape[1]}). Received: shape {x.shape}"
             )
@@ -172,7 +173,7 @@ def fewshot_accuracy(
 
 def _check_l2_reg(l2_reg):
     if isinstance(l2_reg, bool) or not np.isscalar(l2_reg) or not l2_reg > 0:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `l2_reg`, expected a "
             f"positive float. Received: l2_reg={l2_reg!r}"
         )
@@ -185,7 +186,7 @@ def _as_int_labels(name, labels):
         labels = labels.argmax(axis=1)
     labels = labels.reshape(-1)
     if labels.size == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `{name}`, expected "
             f"non-negative integer class labels. Received: dtype={labels.dtype}, "
             f"shape={labels.shape}"
@@ -197,12 +198,12 @@ def _check_features_labels(features, labels, num_classes):
     x = np.asarray(features, dtype=np.float64)
     labels = _as_int_labels("labels", labels)
     if x.ndim != 2 or x.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `features`, expected shape "
             f"(N, D) with N = len(labels) = {labels.shape[0]}. Received: shape {x.shape}"
         )
     if labels.max() >= num_classes:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `labels`, expected values "
             f"in [0, {num_classes}). Received: max label {labels.max()}"
         )

@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 
+from keras_vit.errors import ArgumentError, DataError, DataNotFound
 from keras_vit.utils import check_positive_int
 
 # The digits model `keras-vit train` makes and the project ships (weights/).
@@ -34,29 +35,29 @@ def load_model(path):
 
     path = pathlib.Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise DataNotFound(f"model file not found: {path}")
     if not path.is_file() or path.suffix != ".keras":
-        raise ValueError(f"not a Keras model file: {path} (expected a .keras file)")
+        raise DataError(f"not a Keras model file: {path} (expected a .keras file)")
     try:
         with zipfile.ZipFile(path) as archive:
             json.loads(archive.read("config.json"))
             bad = archive.testzip()
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as error:
-        raise ValueError(
+        raise DataError(
             f"not a Keras model file: {path} (a .keras file is a zip with "
             f"config.json; {type(error).__name__}: {_one_line(error)})"
-        ) from None
+        ) from error
     if bad is not None:
-        raise ValueError(f"not a Keras model file: {path} (corrupt member {bad!r})")
+        raise DataError(f"not a Keras model file: {path} (corrupt member {bad!r})")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001 - any failure is the file's fault here
-        raise ValueError(
+        raise DataError(
             f"could not load the Keras model {path}: {type(error).__name__}: "
             f"{_one_line(error)}"
-        ) from None
+        ) from error
     if not isinstance(model, keras.Model):
-        raise ValueError(f"not a Keras model file: {path} (holds a {type(model).__name__})")
+        raise DataError(f"not a Keras model file: {path} (holds a {type(model).__name__})")
     return model
 
 
@@ -74,7 +75,7 @@ def load_images(paths, image_size, num_channels):
 
     height, width = image_size
     if num_channels not in (1, 3):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `num_channels`, expected 1 "
             f"(grayscale) or 3 (RGB) to read images for. Received: num_channels={num_channels}"
         )
@@ -83,18 +84,18 @@ def load_images(paths, image_size, num_channels):
     for path in paths:
         path = pathlib.Path(path)
         if path.is_dir():
-            raise ValueError(f"not an image: {path} is a directory")
+            raise DataError(f"not an image: {path} is a directory")
         if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
+            raise DataNotFound(f"image file not found: {path}")
         try:
             with Image.open(path) as image:
                 image = image.convert(mode).resize((width, height), Image.BILINEAR)
                 array = np.asarray(image, dtype=np.float32)
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ValueError(
+            raise DataError(
                 f"not an image: {path} (expected PNG or JPEG; "
                 f"{type(error).__name__}: {_one_line(error)})"
-            ) from None
+            ) from error
         arrays.append(array.reshape(height, width, num_channels))
     return np.stack(arrays)
 
@@ -138,12 +139,12 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
     ...                                     ["seven.png"], top=3)
     """
     if invert not in ("auto", True, False):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `invert`, expected 'auto', True "
             f"or False. Received: invert={invert!r}"
         )
     if background not in (None, "dark", "light"):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `background`, expected None, "
             f"'dark' or 'light'. Received: background={background!r}"
         )
@@ -154,10 +155,10 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
     top = check_positive_int("top", top)
     paths = [str(p) for p in paths]
     if not paths:
-        raise ValueError("Received an invalid value for argument `paths`: no image files given.")
+        raise ArgumentError("Received an invalid value for argument `paths`: no image files given.")
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) != 3 or None in shape:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`, expected an input "
             f"of fixed shape (H, W, C). Received: input shape {shape}"
         )
@@ -174,14 +175,14 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
          for i in range(0, len(images), batch_size)]
     )
     if outputs.ndim != 2:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`, expected a classifier "
             f"with outputs (B, K). Received: outputs of shape {outputs.shape}"
         )
     probabilities = outputs if _outputs_probabilities(model) else _softmax(outputs)
     num_classes = probabilities.shape[1]
     if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `class_names`, expected "
             f"{num_classes} names (the model's classes). Received: {len(class_names)}"
         )

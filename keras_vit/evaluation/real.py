@@ -11,6 +11,7 @@ split only; the images come from ILSVRC2012_img_val.tar, a manual download).
 
 import numpy as np
 
+from keras_vit.errors import ArgumentError, DataNotFound
 from keras_vit.evaluation.accuracy import _BatchRunner, top_k_accuracy
 
 REAL_DATASET = "imagenet2012_real"
@@ -37,12 +38,12 @@ def real_accuracy(predictions, real_labels):
     if predictions.ndim == 2:
         predictions = np.argmax(predictions, axis=1)
     if predictions.ndim != 1:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `predictions`, expected (N,) "
             f"classes or (N, K) scores. Received: shape {predictions.shape}"
         )
     if len(real_labels) != predictions.shape[0]:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `real_labels`, expected one "
             f"label set per prediction ({predictions.shape[0]}). Received: "
             f"{len(real_labels)} sets"
@@ -88,15 +89,15 @@ def load_real(image_size, batch_size=64, data_dir=None, manual_dir=None, split="
         }
     try:
         dataset = tfds.load(REAL_DATASET, **kwargs)
-    except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError):
-        raise FileNotFoundError(
+    except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError) as error:
+        raise DataNotFound(
             f"The data set {REAL_DATASET!r} is not prepared in "
             f"{default_data_dir(data_dir)}. To use it, put ILSVRC2012_img_val.tar "
             "(from https://image-net.org/, login required) in a folder and pass it "
             "as --manual-dir; tfds prepares it there, fetching the ReaL labels "
             "(real.json, github.com/google-research/reassessed-imagenet) once, "
             "which needs internet, or pass --data-dir where it is prepared."
-        ) from None
+        ) from error
 
     def to_tuple(example):
         image = tf.image.resize(tf.cast(example["image"], tf.float32), (height, width))
@@ -131,7 +132,7 @@ def evaluate_real(model, data):
         labels.append(np.asarray(original).reshape(-1))
         sets.extend(np.asarray(real))
     if not logits:
-        raise ValueError("Received an invalid value for argument `data`: it holds no examples.")
+        raise ArgumentError("Received an invalid value for argument `data`: it holds no examples.")
     logits, labels = np.concatenate(logits), np.concatenate(labels)
     real = real_accuracy(logits, sets)
     return {

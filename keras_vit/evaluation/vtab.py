@@ -28,6 +28,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from keras_vit.errors import ArgumentError, DataNotFound, RunFolderError
 from keras_vit.evaluation.accuracy import evaluate
 from keras_vit.training import finetuning_optimizer, load_for_finetuning, resolve_jit_compile
 from keras_vit.utils import atomic_write_text as _write_text
@@ -143,7 +144,7 @@ def vtab_splits(task, train_size=None):
     size = train_size if train_size is not None else task.catalog_train_size
     needs_size = task.val_start_percent or task.test_start_percents
     if needs_size and size is None:
-        raise ValueError(f"VTAB task {task.name} needs the size of its train split.")
+        raise ArgumentError(f"VTAB task {task.name} needs the size of its train split.")
     start = task.val_start_percent * size // 100 if task.val_start_percent else 0
     val200 = f"{task.val_split}[{start}:{start + 200}]"
     test = task.test
@@ -231,7 +232,7 @@ def finetune_vtab_task(weights, task, data_dir=None, steps=2500, batch_size=512,
     batch_size = check_positive_int("batch_size", batch_size)
     accumulation = gradient_accumulation_steps or 1
     if batch_size % accumulation:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `gradient_accumulation_steps`, "
             f"expected a divisor of batch_size={batch_size}. "
             f"Received: gradient_accumulation_steps={accumulation}"
@@ -346,7 +347,7 @@ def run_vtab(weights, tasks=None, data_dir=None, output_dir="runs/vtab", steps=2
             with open(path) as f:
                 saved = json.load(f)
             if saved.get("setting") != setting:
-                raise ValueError(
+                raise RunFolderError(
                     f"{path} holds a result of another setting ({saved.get('setting')}); "
                     "pass another output_dir (--output-dir) or delete it to rerun."
                 )
@@ -411,7 +412,7 @@ def _get_task(task):
     if isinstance(task, VtabTask):
         return task
     if task not in VTAB_TASKS:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `tasks`, expected names among "
             f"{', '.join(VTAB_TASKS)}. Received: {task!r}"
         )
@@ -443,16 +444,16 @@ def _tfds_load(task, split, data_dir):
     try:
         return tfds.load(task.tfds_name, split=expression, data_dir=data_dir,
                          shuffle_files=False, download=False)
-    except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError):
+    except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError) as error:
         where = default_data_dir(data_dir)
         extra = f" ({task.how_to_get})" if task.how_to_get else ""
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"VTAB task {task.name} needs the tfds data set {task.tfds_name}, not "
             f"prepared in {where}: on a machine with internet run `python -c \"import "
             f"tensorflow_datasets as tfds; tfds.load('{task.tfds_name}')\"`{extra} and "
             f"copy ~/tensorflow_datasets/{task.tfds_name.split('/')[0]} to {where}, or "
             f"pass --data-dir where it lies."
-        ) from None
+        ) from error
 
 
 def _label_fn(task):

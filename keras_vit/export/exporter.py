@@ -18,6 +18,7 @@ import shutil
 
 import numpy as np
 
+from keras_vit.errors import ArgumentError, KerasViTError, RunFolderError
 from keras_vit.export import tf2onnx_ops
 
 FORMATS = ("saved_model", "onnx", "tflite")
@@ -34,7 +35,7 @@ REQUIREMENTS = {
 }
 
 
-class ExportVerificationError(ValueError):
+class ExportVerificationError(KerasViTError):
     """The exported artefact's outputs differ from the Keras model's by more than allowed."""
 
 
@@ -97,19 +98,19 @@ def export_model(model, output, format="saved_model", verify=True, images=None,
     output = os.fspath(output)
     suffix = {"onnx": ".onnx", "tflite": ".tflite"}.get(format)
     if suffix and not output.endswith(suffix):
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `output`: a {format} file must "
             f"end in {suffix!r}. Received: output={output!r}"
         )
     missing = missing_requirements(format)
     if missing:
-        raise ValueError(
+        raise ArgumentError(
             f"Exporting to {format} needs {', '.join(missing)}, which is not installed; "
             f"`pip install keras-vit[export]` installs it."
         )
     if os.path.exists(output):
         if not overwrite:
-            raise ValueError(
+            raise RunFolderError(
                 f"Received an invalid value for argument `output`: {output} exists; "
                 "choose another path or pass overwrite=True (--overwrite) to replace it."
             )
@@ -180,7 +181,7 @@ def sample_images(model, batch_size=4, seed=0, image_size=None):
         if image_size is None:
             image_size = getattr(getattr(model, "config", None), "image_hw", None)
         if image_size is None:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `images`: the model takes any "
                 "image size, so pass images (or image_size) to verify with."
             )
@@ -232,7 +233,7 @@ def keras_backend():
 
 def _input_shape(model):
     if len(model.inputs) != 1:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`: expected a model with "
             f"one image input. Received: {len(model.inputs)} inputs"
         )
@@ -248,7 +249,7 @@ def _input_spec(model):
 
 def _check_format(format):
     if format not in FORMATS:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `format`, expected one of "
             f"{', '.join(repr(f) for f in FORMATS)}. Received: format={format!r}"
         )

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.layers.mlp import MLP
 from keras_vit.utils import check_positive_int
 
@@ -53,7 +54,7 @@ class MAPHead(keras.layers.Layer):
     def build(self, input_shape):
         width = input_shape[-1]
         if width % self.num_heads:
-            raise ValueError(
+            raise ArgumentError(
                 f"The width {width} is not divisible by `num_heads`={self.num_heads}. "
                 f"Received: input_shape={tuple(input_shape)}"
             )

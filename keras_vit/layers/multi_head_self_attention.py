@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.utils import check_positive_int, check_rate, to_hw
 
 
@@ -92,7 +93,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def build(self, input_shape):
         width = input_shape[-1]
         if width % self.num_heads:
-            raise ValueError(
+            raise ArgumentError(
                 f"The width {width} is not divisible by `num_heads`="
                 f"{self.num_heads}; `hidden_size` must be a multiple of "
                 f"`num_heads`. Received: input_shape={tuple(input_shape)}"

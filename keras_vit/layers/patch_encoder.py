@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.layers.position_embedding import POSITION_EMBEDDINGS, PositionEmbedding
 from keras_vit.utils import check_choice, to_hw
 
@@ -74,7 +75,7 @@ class PatchEncoder(keras.layers.Layer):
         self.distillation_token = bool(distillation_token)
         self.num_register_tokens = int(num_register_tokens)
         if self.num_register_tokens < 0:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `num_register_tokens`, expected "
                 f"an int >= 0. Received: num_register_tokens={num_register_tokens!r}"
             )
@@ -101,12 +102,12 @@ class PatchEncoder(keras.layers.Layer):
     def build(self, input_shape):
         gh, gw = self.grid_size
         if self.dynamic and len(input_shape) != 4:
-            raise ValueError(
+            raise ArgumentError(
                 "`PatchEncoder` with dynamic=True expects patch embeddings on "
                 f"their grid, (batch, gh, gw, D). Received: input_shape={tuple(input_shape)}"
             )
         if not self.dynamic and input_shape[1] is not None and input_shape[1] != gh * gw:
-            raise ValueError(
+            raise ArgumentError(
                 f"`PatchEncoder` for a {gh}x{gw} grid expects {gh * gw} patches. "
                 f"Received: input_shape={tuple(input_shape)}"
             )

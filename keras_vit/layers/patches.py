@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.utils import check_positive_int, check_divisible_image_size
 
 
@@ -43,7 +44,7 @@ class Patches(keras.layers.Layer):
         super().__init__(**kwargs)
         self.patch_size = check_positive_int("patch_size", patch_size)
         if not isinstance(flatten, bool):
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `flatten`, expected True "
                 f"or False. Received: flatten={flatten!r}"
             )
@@ -51,7 +52,7 @@ class Patches(keras.layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(
+            raise ArgumentError(
                 "`Patches` expects images of shape (batch, height, width, "
                 f"channels). Received: input_shape={tuple(input_shape)}"
             )

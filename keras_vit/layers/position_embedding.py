@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.layers.resample import RESAMPLE_METHODS, resample_grid, sincos_2d_ops
 from keras_vit.utils import check_choice, to_hw
 
@@ -18,7 +19,7 @@ def sincos_2d_embedding(grid_size, width, temperature=10000.0):
     """
     gh, gw = grid_size
     if width % 4:
-        raise ValueError(
+        raise ArgumentError(
             "The 'sincos_2d' position embedding needs a width divisible by 4. "
             f"Received: hidden_size={width}"
         )
@@ -91,7 +92,7 @@ class PositionEmbedding(keras.layers.Layer):
         self.resample_method = check_choice("resample_method", resample_method, RESAMPLE_METHODS)
         self.resample_antialias = _check_bool("resample_antialias", resample_antialias)
         if self.resample_antialias and self.resample_method != "bicubic":
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `resample_antialias`: only "
                 "the 'bicubic' resample has an antialiased form. Received: "
                 f"resample_method={self.resample_method!r}, resample_antialias=True"
@@ -102,7 +103,7 @@ class PositionEmbedding(keras.layers.Layer):
         width = input_shape[-1]
         expected = self.num_prefix_tokens + gh * gw
         if not self.dynamic and input_shape[1] is not None and input_shape[1] != expected:
-            raise ValueError(
+            raise ArgumentError(
                 f"`PositionEmbedding` for a {gh}x{gw} grid with "
                 f"{self.num_prefix_tokens} prefix token(s) expects {expected} "
                 f"tokens. Received: input_shape={tuple(input_shape)}"
@@ -114,7 +115,7 @@ class PositionEmbedding(keras.layers.Layer):
             )
         elif self.kind == "learned_2d":
             if width % 2:
-                raise ValueError(
+                raise ArgumentError(
                     "The 'learned_2d' position embedding needs an even width. "
                     f"Received: hidden_size={width}"
                 )
@@ -185,7 +186,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     def call(self, tokens, grid_size=None):
         if grid_size is not None and not self.dynamic:
-            raise ValueError(
+            raise ArgumentError(
                 "`PositionEmbedding` takes a `grid_size` call argument only when "
                 f"built with dynamic=True. Received: grid_size={grid_size!r}"
             )
@@ -212,7 +213,7 @@ class PositionEmbedding(keras.layers.Layer):
 
 def _check_bool(name, value):
     if not isinstance(value, bool):
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `{name}`, expected True or "
             f"False. Received: {name}={value!r}"
         )

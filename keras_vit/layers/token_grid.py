@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.utils import to_hw
 
 
@@ -36,7 +37,7 @@ class TokenGrid(keras.layers.Layer):
         super().__init__(**kwargs)
         self.grid_size = to_hw("grid_size", grid_size)
         if int(num_prefix_tokens) != num_prefix_tokens or num_prefix_tokens < 0:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `num_prefix_tokens`, "
                 f"expected a non-negative integer. Received: "
                 f"num_prefix_tokens={num_prefix_tokens!r}"
@@ -47,7 +48,7 @@ class TokenGrid(keras.layers.Layer):
         gh, gw = self.grid_size
         expected = self.num_prefix_tokens + gh * gw
         if input_shape[1] is not None and input_shape[1] != expected:
-            raise ValueError(
+            raise ArgumentError(
                 f"`TokenGrid` for a {gh}x{gw} grid with {self.num_prefix_tokens} "
                 f"prefix token(s) expects {expected} tokens. "
                 f"Received: input_shape={tuple(input_shape)}"

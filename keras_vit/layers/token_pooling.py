@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.utils import check_choice
 
 POOLINGS = ("token", "gap", "distillation")
@@ -31,12 +32,12 @@ class TokenPooling(keras.layers.Layer):
         self.pooling = check_choice("pooling", pooling, POOLINGS)
         self.num_prefix_tokens = int(num_prefix_tokens)
         if self.pooling == "token" and self.num_prefix_tokens < 1:
-            raise ValueError(
+            raise ArgumentError(
                 "`pooling`='token' needs a class token; use pooling='gap' or "
                 "class_token=True. Received: pooling='token', class_token=False"
             )
         if self.pooling == "distillation" and self.num_prefix_tokens < 2:
-            raise ValueError(
+            raise ArgumentError(
                 "`pooling`='distillation' reads the second prefix token, but "
                 f"num_prefix_tokens={self.num_prefix_tokens}."
             )

@@ -4,6 +4,7 @@ import dataclasses
 import numbers
 from typing import Optional, Tuple, Union
 
+from keras_vit.errors import ArgumentError
 from keras_vit.utils import (
     check_choice,
     check_divisible_image_size,
@@ -76,7 +77,7 @@ class ViTConfig:
         for name in ("dropout_rate", "attention_dropout_rate", "drop_path_rate"):
             set_(name, check_rate(name, getattr(self, name)))
         if not isinstance(self.layer_norm_epsilon, numbers.Real) or self.layer_norm_epsilon <= 0:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `layer_norm_epsilon`, "
                 f"expected a positive float. Received: "
                 f"layer_norm_epsilon={self.layer_norm_epsilon!r}"
@@ -86,7 +87,7 @@ class ViTConfig:
                      "resample_antialias", "distillation_token", "distilled_head", "fc_norm",
                      "dynamic_image_size"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(
+                raise ArgumentError(
                     f"Received an invalid value for argument `{name}`, expected "
                     f"True or False. Received: {name}={getattr(self, name)!r}"
                 )
@@ -94,7 +95,7 @@ class ViTConfig:
         if (isinstance(self.num_register_tokens, bool)
                 or not isinstance(self.num_register_tokens, numbers.Integral)
                 or self.num_register_tokens < 0):
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `num_register_tokens`, expected "
                 f"an int >= 0. Received: num_register_tokens={self.num_register_tokens!r}"
             )
@@ -103,19 +104,19 @@ class ViTConfig:
                 not isinstance(self.layer_scale_init_value, numbers.Real)
                 or isinstance(self.layer_scale_init_value, bool)
                 or self.layer_scale_init_value <= 0):
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `layer_scale_init_value`, expected "
                 "None or a positive float. Received: "
                 f"layer_scale_init_value={self.layer_scale_init_value!r}"
             )
         if self.distillation_token and not self.class_token:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `distillation_token`: DeiT's "
                 "distillation token follows a class token, but class_token=False. "
                 "Received: distillation_token=True, class_token=False"
             )
         if self.distilled_head and not (self.distillation_token and self.pooling == "token"):
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `distilled_head`: the second "
                 "head reads the distillation token, so it needs distillation_token=True "
                 f"and pooling='token'. Received: distilled_head=True, distillation_token="
@@ -123,7 +124,7 @@ class ViTConfig:
             )
         check_choice("resample_method", self.resample_method, RESAMPLE_METHODS)
         if self.resample_antialias and self.resample_method != "bicubic":
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `resample_antialias`: only "
                 "the 'bicubic' resample has an antialiased form. Received: "
                 f"resample_method={self.resample_method!r}, resample_antialias=True"
@@ -135,19 +136,19 @@ class ViTConfig:
         if self.representation_size is not None:
             check_positive_int("representation_size", self.representation_size)
         if self.hidden_size % self.num_heads:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `hidden_size`, expected "
                 f"a multiple of `num_heads`={self.num_heads}. Received: "
                 f"hidden_size={self.hidden_size}, num_heads={self.num_heads}"
             )
         if self.pooling == "token" and not self.class_token:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `pooling`: 'token' pools "
                 "the class token, but class_token=False. Use pooling='gap'. "
                 "Received: pooling='token', class_token=False"
             )
         if self.pooling is None and self.include_top:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `pooling`: None (all "
                 "tokens) needs include_top=False. Received: pooling=None, "
                 "include_top=True"
@@ -156,14 +157,14 @@ class ViTConfig:
             value = getattr(self, name)
             value = (value,) if isinstance(value, numbers.Real) else tuple(value)
             if len(value) not in (1, self.num_channels):
-                raise ValueError(
+                raise ArgumentError(
                     f"Received an invalid value for argument `{name}`, expected "
                     f"1 or num_channels={self.num_channels} values. "
                     f"Received: {name}={value!r}"
                 )
             set_(name, tuple(float(v) for v in value))
         if any(s <= 0 for s in self.normalization_std):
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `normalization_std`, "
                 f"expected positive values. Received: "
                 f"normalization_std={self.normalization_std!r}"
@@ -249,7 +250,7 @@ def _check_dynamic(config):
     if config.hybrid_layers is not None:
         refused.append("hybrid_layers (the ResNet stem's size check is not dynamic)")
     if refused:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `dynamic_image_size`: True is "
             "not supported with " + "; ".join(refused) + ". Received: dynamic_image_size=True"
         )
@@ -262,7 +263,7 @@ def field_names():
 def _check_fields(values):
     unknown = sorted(set(values) - set(field_names()))
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"Unknown ViTConfig field(s) {unknown}. Expected any of: "
             f"{', '.join(field_names())}"
         )

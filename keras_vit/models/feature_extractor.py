@@ -3,6 +3,7 @@ HF's `output_hidden_states`)."""
 
 import keras
 
+from keras_vit.errors import ArgumentError
 from keras_vit.layers.token_grid import TokenGrid
 
 OUTPUTS = ("tokens", "grid")
@@ -17,7 +18,7 @@ def vit_config_and_blocks(model):
     """
     config = getattr(model, "config", None)
     if not isinstance(model, keras.Model) or not hasattr(config, "num_prefix_tokens"):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`, expected a "
             "keras_vit.VisionTransformer (a ViT with attention layers). "
             f"Received: model={type(model).__name__} {getattr(model, 'name', '')!r}"
@@ -29,7 +30,7 @@ def vit_config_and_blocks(model):
         if f"transformer_block_{i}" not in names
     ]
     if missing:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `model`: it has no attention "
             f"layer(s) {', '.join(missing)} (a ViT of {config.num_layers} layers "
             f"should). Received: model={model.name!r}"
@@ -67,7 +68,7 @@ def feature_extractor(model, layers=None, output="tokens"):
     """
     config, blocks = vit_config_and_blocks(model)
     if output not in OUTPUTS:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `output`, expected one of "
             f"{', '.join(repr(o) for o in OUTPUTS)}. Received: output={output!r}"
         )
@@ -91,7 +92,7 @@ def _as_list(layers):
         return [layers]
     layers = list(layers)
     if not layers:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `layers`, expected None or "
             "at least one block index or name. Received: layers=[]"
         )
@@ -104,7 +105,7 @@ def _pick(blocks, item):
         return blocks[names.index(item)]
     if isinstance(item, int) and not isinstance(item, bool) and -len(blocks) <= item < len(blocks):
         return blocks[item]
-    raise ValueError(
+    raise ArgumentError(
         "Received an invalid value for argument `layers`, expected block "
         f"indices in [-{len(blocks)}, {len(blocks) - 1}] or names "
         f"transformer_block_0..{len(blocks) - 1}. Received: {item!r}"

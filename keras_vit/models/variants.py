@@ -1,6 +1,7 @@
 """The model variants of the paper's Table 1 (data; the named factories that
 load weights sit above, in `keras_vit.checkpoints.factories`)."""
 
+from keras_vit.errors import ArgumentError
 from keras_vit.models.config import ViTConfig
 
 # Paper Table 1 (layers, hidden size D, MLP size, heads); Ti and S from DeiT /
@@ -25,7 +26,7 @@ def variant_config(name, **fields):
     size, _, patch = key.partition("/")
     if size not in VARIANTS or not patch.isdigit():
         names = [f"{s}/{p}" for s in VARIANTS for p in (16, 32)] + ["H/14"] + list(HYBRIDS)
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `config`: unknown variant "
             f"{name!r}. Expected a name like {', '.join(names)}. "
             f"Received: config={name!r}"

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_vit.errors import ArgumentError
 from keras_vit.layers import (
     PatchEncoder,
     Patches,
@@ -54,7 +55,7 @@ class VisionTransformer(keras.Model):
         elif isinstance(config, dict):
             config = ViTConfig.from_dict(config)
         elif not isinstance(config, ViTConfig):
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `config`, expected a "
                 f"ViTConfig or a dict. Received: config={config!r}"
             )
@@ -294,7 +295,7 @@ def ViT(config=None, dtype=None, name=None, **fields):
     elif isinstance(config, dict):
         config = ViTConfig.from_dict(config)
     elif not isinstance(config, ViTConfig):
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `config`, expected a "
             "ViTConfig, a dict or a variant name like 'B/16'. "
             f"Received: config={config!r}"

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
 from keras_vit.layers import Patches
 from keras_vit.pretraining.objectives import (
     DOWNSAMPLED_GRID,
@@ -18,7 +19,7 @@ from keras_vit.utils import check_choice
 
 def _check_fraction(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for argument `{name}`, expected a "
             f"number in [0, 1]. Received: {name}={value!r}"
         )
@@ -88,25 +89,25 @@ class MaskedPatchPrediction(keras.Model):
             backbone = keras.saving.deserialize_keras_object(backbone)
         config = getattr(backbone, "config", None)
         if config is None or not isinstance(backbone, keras.Model):
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `backbone`, expected a "
                 f"keras_vit VisionTransformer. Received: backbone={backbone!r}"
             )
         target = check_choice("target", target, TARGETS)
         if config.hybrid_layers is not None:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `backbone`: masked patch "
                 "prediction needs patches cut from the image, but this backbone has "
                 f"a ResNet stem. Received: hybrid_layers={config.hybrid_layers!r}"
             )
         if target != "pixels" and not config.include_preprocessing:
-            raise ValueError(
+            raise ArgumentError(
                 f"Received an invalid value for argument `backbone`: target={target!r} "
                 "reads colours from pixel values in [0, 255], so the backbone must "
                 "normalise inside. Received: include_preprocessing=False"
             )
         if target == "downsampled" and config.patch_size % DOWNSAMPLED_GRID:
-            raise ValueError(
+            raise ArgumentError(
                 "Received an invalid value for argument `target`: 'downsampled' "
                 f"averages each patch to {DOWNSAMPLED_GRID}x{DOWNSAMPLED_GRID}, so the "
                 f"patch size must divide by {DOWNSAMPLED_GRID}. "
@@ -116,7 +117,7 @@ class MaskedPatchPrediction(keras.Model):
         mask_rate = _check_fraction("mask_rate", mask_rate)
         random_rate = _check_fraction("random_rate", random_rate)
         if mask_rate + random_rate > 1:
-            raise ValueError(
+            raise ArgumentError(
                 "Received invalid values for arguments `mask_rate` and `random_rate`: "
                 "they are shares of the corrupted patches and must sum to at most 1. "
                 f"Received: mask_rate={mask_rate}, random_rate={random_rate}"

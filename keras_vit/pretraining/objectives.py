@@ -14,6 +14,8 @@ backend and inside a compiled train step.
 import keras
 from keras import ops
 
+from keras_vit.errors import ArgumentError
+
 TARGETS = ("mean_color", "downsampled", "pixels")
 COLOR_BITS = 3  # 3-bit colour: 8 levels a channel
 DOWNSAMPLED_GRID = 4  # "downsampled": a 4x4 grid of mean colours per patch
@@ -72,7 +74,7 @@ def patch_targets(patches, target, patch_size, num_channels):
         cells = ops.reshape(patches, (-1, n, g, s, g, s, c))  # (B, N, 4, P/4, 4, P/4, C)
         means = ops.mean(cells, axis=(3, 5))  # (B, N, 4, 4, C)
         return quantize_colors(ops.reshape(means, (-1, n, g * g, c)))  # (B, N, 16)
-    raise ValueError(
+    raise ArgumentError(
         "Received an invalid value for argument `target`, expected one of "
         f"{', '.join(repr(t) for t in TARGETS)}. Received: target={target!r}"
     )

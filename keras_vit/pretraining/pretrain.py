@@ -1,47 +1,38 @@
 """`pretrain`: the library function behind `keras-vit pretrain --objective mpp`.
 
-A run folder like `keras_vit.training.train` writes, through the same
-machinery (`ResumableCheckpoint`, the recipes, the atomic save):
+A run folder kept as `keras_vit.training.train` keeps it, by the same
+`keras_vit.training.Run` (resume, extend, refuse a rerun with other options,
+never overwrite without `overwrite=True`):
 
     DIR/model.keras        the pre-trained backbone (a VisionTransformer with no
                            head): what `keras-vit finetune --weights` takes
     DIR/pretraining.keras  the whole MaskedPatchPrediction model ([mask]
                            embedding and prediction head too)
     DIR/metrics.json       test_loss and test_patch_accuracy on the test split,
-                           seconds, config
+                           seconds and segments, command, config
     DIR/history.csv        one row per epoch, `epoch` column first (1-based)
     DIR/logs/              TensorBoard
-    DIR/checkpoint/        the last completed epoch's weights and optimizer state
+    DIR/checkpoint/        the last completed epoch's weights and optimizer state,
+                           with the run's configuration
 
-Started again with the same folder, a run goes on from the last completed epoch.
+Started again with the same folder and options, a run goes on from the last
+completed epoch; other options are refused in one line (the folder, each
+difference old -> new, and the ways out: `--output-dir NEW` or `--overwrite`).
 """
 
-import json
 import os
-import time
 
+from keras_vit.errors import ArgumentError
 from keras_vit.pretraining.masked_patch_prediction import MaskedPatchPrediction
 from keras_vit.training import (
     DIGITS_RECIPE,
     PRETRAIN_RECIPE,
-    ResumableCheckpoint,
-    TrainingDiverged,
+    Run,
     build_model,
-    default_output_dir,
-    make_schedule,
     pretraining_optimizer,
     resolve_jit_compile,
 )
-
-# Shared with `train` (not yet public in keras_vit.training; see the report of issue 12).
-from keras_vit.training.train import (
-    _check_recipe,
-    _divisor,
-    _log,
-    _save_model,
-    _steps_per_epoch,
-    _tensorboard_installed,
-)
+from keras_vit.training.runs import log
 from keras_vit.utils import has_accelerator
 
 OBJECTIVES = ("mpp",)
@@ -53,7 +44,7 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
              image_size=None, augment=None, corruption_rate=0.5, mask_rate=0.8,
              random_rate=0.1, seed=0, jit_compile="auto", steps_per_execution=None,
              data_dir=None, manual_dir=None, model_fields=None, tensorboard=True,
-             verbose="auto"):
+             verbose="auto", overwrite=False, command=None):
     """Pre-trains a ViT backbone by masked patch prediction on unlabeled images.
 
     The labels of `data` are ignored. The optimiser is the paper's
@@ -81,7 +72,13 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
         data_dir, manual_dir: passed to `load_dataset`.
         model_fields: dict of other `ViTConfig` fields.
         tensorboard: write TensorBoard logs. Defaults to True.
-        verbose: Keras' fit verbosity. Defaults to "auto".
+        verbose: Keras' fit verbosity; "auto" is a progress bar on a terminal
+            and one line per epoch otherwise. Defaults to "auto".
+        overwrite: bool, start over in an `output_dir` that holds a run made
+            with other options (deleting its files) instead of refusing.
+            Defaults to False.
+        command: str, recorded in metrics.json as how the run was made.
+            Defaults to None.
 
     Returns:
         The metrics dict also written to `output_dir/metrics.json`.
@@ -91,108 +88,53 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
     >>> pretrain("digits", target="mean_color", output_dir="runs/mpp", epochs=20)
     >>> finetune("runs/mpp/model.keras", "digits", output_dir="runs/mpp-finetune")
     """
-    import keras
-
-    from keras_vit.data import load_dataset
-
-    start = time.time()
     if objective not in OBJECTIVES:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `objective`, expected one of "
             f"{', '.join(repr(o) for o in OBJECTIVES)}. Received: objective={objective!r}"
         )
-    recipe = dict(DIGITS_RECIPE if data == "digits" else PRETRAIN_RECIPE)
-    recipe.pop("label_smoothing")  # no labels here
-    recipe.pop("jit_compile_cpu", None)  # measured for the classifier, not for this objective
+    defaults = dict(DIGITS_RECIPE if data == "digits" else PRETRAIN_RECIPE)
+    defaults.pop("label_smoothing")  # no labels here
+    defaults.pop("jit_compile_cpu", None)  # measured for the classifier, not for this objective
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  dropout_rate=dropout_rate, drop_path_rate=drop_path_rate, augment=augment,
                  image_size=image_size)
-    recipe.update({k: v for k, v in given.items() if v is not None})
-    _check_recipe(recipe)
-    output_dir = output_dir or default_output_dir(data, "pretrain")
-    # XLA off on a CPU: compiling the sort and gathers of the corruption cost
-    # more than it saved in short runs here.
-    auto = jit_compile in ("auto", None)
-    jit = False if auto and not has_accelerator() else resolve_jit_compile(jit_compile)
-    keras.utils.set_random_seed(seed)
-    common = dict(image_size=recipe["image_size"], batch_size=recipe["batch_size"], seed=seed,
-                  data_dir=data_dir, manual_dir=manual_dir)
-    train_ds, info = load_dataset(data, "train", augment=recipe["augment"], **common)
-    test_ds, _ = load_dataset(data, "test", augment=None, **common)
+    run = Run(defaults, given, data, "pretrain", output_dir, seed, jit_compile, verbose=verbose)
+    recipe = run.recipe
+    train_ds, test_ds, info = run.load(recipe["image_size"], data_dir=data_dir,
+                                       manual_dir=manual_dir)
     train_images = train_ds.map(lambda images, labels: images)
     test_images = test_ds.map(lambda images, labels: images)
-    steps = _steps_per_epoch(info, train_ds, recipe["batch_size"])
-    if steps_per_execution is None:
-        steps_per_execution = _divisor(steps)
     backbone = build_model(recipe["model"], info, image_size=recipe["image_size"],
                            dropout_rate=recipe["dropout_rate"],
                            drop_path_rate=recipe["drop_path_rate"], include_top=False,
                            **(model_fields or {}))
     mpp = MaskedPatchPrediction(backbone, target=target, corruption_rate=corruption_rate,
                                 mask_rate=mask_rate, random_rate=random_rate, seed=seed)
-    schedule = make_schedule(recipe["learning_rate"], recipe["epochs"], steps,
-                             recipe["warmup_epochs"], recipe["decay"])
-    optimizer = pretraining_optimizer(schedule, weight_decay=recipe["weight_decay"], model=mpp)
+    optimizer = pretraining_optimizer(run.schedule(), weight_decay=recipe["weight_decay"],
+                                      model=mpp)
+    # XLA off on a CPU: compiling the sort and gathers of the corruption cost
+    # more than it saved in short runs here.
+    auto = jit_compile in ("auto", None)
+    jit = False if auto and not has_accelerator() else resolve_jit_compile(jit_compile)
+    steps_per_execution = run.steps_per_execution(steps_per_execution)
     mpp.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=steps_per_execution)
+    run.record["image_size"] = list(backbone.config.image_hw)
+    config = run.config(backbone, jit, steps_per_execution, objective=objective, target=target,
+                        corruption_rate=corruption_rate, mask_rate=mask_rate,
+                        random_rate=random_rate)
 
-    os.makedirs(output_dir, exist_ok=True)
-    checkpoint = ResumableCheckpoint(
-        os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv")
-    )
-    done = checkpoint.restore(mpp)
-    epochs = recipe["epochs"]
-    if done:
-        _log(f"Resuming from epoch {done} of {epochs} "
-             f"(state in {os.path.join(output_dir, 'checkpoint')}).", verbose not in (0, False))
-    callbacks = [checkpoint]
-    if tensorboard and _tensorboard_installed():
-        callbacks.append(keras.callbacks.TensorBoard(
-            os.path.join(output_dir, "logs"), write_graph=False, update_freq="epoch"
-        ))
-    if done < epochs:
-        mpp.fit(train_images, epochs=epochs, initial_epoch=done, callbacks=callbacks,
-                verbose=verbose, shuffle=False)  # tf.data shuffles already
-    model_path = os.path.join(output_dir, "model.keras")
-    pretraining_path = os.path.join(output_dir, "pretraining.keras")
-    if checkpoint.diverged is not None:
-        epoch, batch = checkpoint.diverged
-        good = checkpoint.restore(mpp)
-        where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
-        if good:
-            _save_model(backbone, model_path)
-            _save_model(mpp, pretraining_path)
-            kept = f"the last good backbone (epoch {good}) is in {model_path}"
-        else:
-            kept = "no epoch had completed, so no model was saved"
-        raise TrainingDiverged(
-            f"the loss became NaN or infinite at {where}; pre-training stopped and "
-            f"{kept}. Lower the learning rate or check the data."
-        )
-    _save_model(backbone, model_path)
-    _save_model(mpp, pretraining_path)
-    scores = mpp.evaluate(test_images, verbose=0, return_dict=True)
-    metrics = {f"test_{k}": float(v) for k, v in scores.items()}
-    metrics.update(
-        objective=objective,
-        target=target,
-        seconds=round(time.time() - start, 2),
-        epochs=int(epochs),
-        resumed_from_epoch=int(done),
-        backend=keras.backend.backend(),
-        config=dict(recipe, data=str(data), seed=seed, target=target,
-                    corruption_rate=corruption_rate, mask_rate=mask_rate,
-                    random_rate=random_rate, jit_compile=jit,
-                    steps_per_execution=steps_per_execution, steps_per_epoch=steps,
-                    image_size=list(info.image_size) if recipe["image_size"] is None
-                    else recipe["image_size"],
-                    model_config=backbone.config.to_dict(),
-                    parameters=int(backbone.count_params())),
-    )
-    tmp = os.path.join(output_dir, "metrics.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(metrics, f, indent=2, default=str)
-    os.replace(tmp, os.path.join(output_dir, "metrics.json"))
-    _log(f"Test masked-patch loss {metrics['test_loss']:.4f}; backbone in {model_path} "
-         f"(keras-vit finetune --weights {model_path}).", verbose not in (0, False))
+    def evaluate():
+        scores = mpp.evaluate(test_images, verbose=0, return_dict=True)
+        return {f"test_{k}": float(v) for k, v in scores.items()}
+
+    metrics = run.fit(mpp, train_images, config,
+                      saves={"model.keras": backbone, "pretraining.keras": mpp},
+                      evaluate=evaluate, extra=dict(objective=objective, target=target),
+                      tensorboard=tensorboard, overwrite=overwrite, command=command,
+                      what="pre-training")
+    model_path = os.path.join(run.output_dir, "model.keras")
+    log(f"Test masked-patch loss {metrics['test_loss']:.4f}; backbone in {model_path} "
+        f"(keras-vit finetune --weights {model_path}).", verbose not in (0, False))
     return metrics

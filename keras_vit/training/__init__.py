@@ -15,18 +15,22 @@ from keras_vit.training.recipes import (
     finetuning_optimizer,
     make_schedule,
     pretraining_optimizer,
+    schedule_steps,
     small_images_model,
+)
+from keras_vit.training.runs import (
+    Run,
+    check_output_dir,
+    config_differences,
+    default_output_dir,
+    recorded_config,
+    resolve_jit_compile,
 )
 from keras_vit.training.schedules import WarmupDecay, warmup_decay
 from keras_vit.training.train import (
     build_model,
-    check_output_dir,
-    config_differences,
-    default_output_dir,
     finetune,
     load_for_finetuning,
-    recorded_config,
-    resolve_jit_compile,
     test_metrics,
     train,
 )

@@ -18,12 +18,13 @@ import time
 
 import keras
 
+from keras_vit.errors import KerasViTError
 from keras_vit.utils import atomic_write_text
 
 STATE_FILE = "state.json"
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(KerasViTError):
     """The loss became NaN or infinite; the last good state was kept."""
 
 

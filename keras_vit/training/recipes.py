@@ -90,12 +90,18 @@ def finetuning_optimizer(schedule, momentum=0.9, global_clipnorm=1.0,
     )
 
 
-def make_schedule(learning_rate, epochs, steps_per_epoch, warmup_epochs=0, decay="cosine"):
-    """A `WarmupDecay` over `epochs` x `steps_per_epoch` optimizer calls."""
+def schedule_steps(epochs, steps_per_epoch, warmup_epochs=0):
+    """(total_steps, warmup_steps) of a schedule over `epochs` x `steps_per_epoch`
+    optimizer calls, warmup rounded to whole steps and shorter than the run."""
     total = max(int(epochs * steps_per_epoch), 1)
     warmup = min(int(round(warmup_epochs * steps_per_epoch)), total - 1)
-    return WarmupDecay(learning_rate, total_steps=total, warmup_steps=max(warmup, 0),
-                       decay=decay)
+    return total, max(warmup, 0)
+
+
+def make_schedule(learning_rate, epochs, steps_per_epoch, warmup_epochs=0, decay="cosine"):
+    """A `WarmupDecay` over `epochs` x `steps_per_epoch` optimizer calls."""
+    total, warmup = schedule_steps(epochs, steps_per_epoch, warmup_epochs)
+    return WarmupDecay(learning_rate, total_steps=total, warmup_steps=warmup, decay=decay)
 
 
 def _accumulation(steps):

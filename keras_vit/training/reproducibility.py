@@ -21,6 +21,8 @@ import os
 
 import keras
 
+from keras_vit.errors import ArgumentError
+
 # Tests and the README harness shorten every run to at most this many epochs.
 MAX_EPOCHS_VARIABLE = "KERAS_VIT_MAX_EPOCHS"
 
@@ -40,7 +42,7 @@ def seed_everything(seed, deterministic=True):
         True if op determinism is on afterwards, else False.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(
+        raise ArgumentError(
             "Received an invalid value for argument `seed`, expected a non-negative "
             f"integer. Received: seed={seed!r}"
         )
@@ -72,7 +74,7 @@ def capped_epochs(epochs):
     except ValueError:
         cap = 0
     if cap < 1:
-        raise ValueError(
+        raise ArgumentError(
             f"Received an invalid value for the environment variable "
             f"{MAX_EPOCHS_VARIABLE}, expected a positive integer. Received: {text!r}"
         )

@@ -1,8 +1,8 @@
 """`train` and `finetune`: the library functions behind `keras-vit train|finetune`.
 
 Plain Keras underneath: `model.fit` with Keras optimizers, schedules and
-callbacks (TensorBoard), plus `ResumableCheckpoint` for what Keras lacks.
-An output folder holds everything of one run:
+callbacks (TensorBoard), plus `ResumableCheckpoint` for what Keras lacks, in a
+run folder that `keras_vit.training.runs` keeps (shared with `pretrain`):
 
     DIR/model.keras      the trained model (written atomically at the end)
     DIR/metrics.json     test_accuracy, test_top5_accuracy (K > 5), seconds (the
@@ -14,17 +14,14 @@ An output folder holds everything of one run:
                          with the run's configuration
 
 Started again with the same folder and the same configuration, a run goes on
-from the last completed epoch (and says so); a larger `epochs` extends it. A
-different configuration is refused with one line naming the differences, and
-nothing is overwritten unless `overwrite=True` (`keras-vit train --overwrite`).
+from the last completed epoch (and says so); a larger `epochs` extends it (its
+schedule recomputed over the new total, and the line printed says how the
+learning rate moves). A different configuration is refused with one line naming
+the differences, and nothing is overwritten unless `overwrite=True`
+(`keras-vit train --overwrite`).
 """
 
-import json
-import math
 import os
-import shutil
-import sys
-import time
 
 import keras
 import numpy as np
@@ -32,12 +29,10 @@ import numpy as np
 from keras_vit.checkpoints import load as load_checkpoint
 from keras_vit import data as datasets  # looked up at call time (tests patch it)
 from keras_vit.data.image_folder import image_folder_shape, is_image_folder
-from keras_vit.errors import ArgumentError, RunFolderError
+from keras_vit.errors import ArgumentError
 from keras_vit.models import VisionTransformer, ViTConfig, variant_config
 from keras_vit.models.config import field_names
 from keras_vit.training import finetune_kit
-from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, read_state
-from keras_vit.training.reproducibility import capped_epochs, seed_everything
 from keras_vit.training.recipes import (
     DIGITS_MODEL,
     DIGITS_RECIPE,
@@ -46,90 +41,10 @@ from keras_vit.training.recipes import (
     SMALL_IMAGES_RECIPE,
     finetuning_optimizer,
     small_images_model,
-    make_schedule,
     pretraining_optimizer,
 )
-from keras_vit.utils import (
-    atomic_path,
-    atomic_write_text,
-    auto_jit_compile,
-    has_accelerator,
-    to_hw,
-)
-
-
-def _log(message, verbose):
-    if verbose:
-        print(message, file=sys.stderr, flush=True)
-
-
-def resolve_jit_compile(jit_compile, model=None):
-    """`"auto"` (or None): keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`;
-    "on"/"off" (and True/False, "true"/"false") as given."""
-    if jit_compile == "auto" or jit_compile is None:
-        return auto_jit_compile(model)
-    if isinstance(jit_compile, str):
-        if jit_compile.lower() in ("on", "true", "1", "yes"):
-            return True
-        if jit_compile.lower() in ("off", "false", "0", "no"):
-            return False
-        raise ArgumentError(
-            "Received an invalid value for argument `jit_compile`, expected "
-            f"'auto', True or False. Received: jit_compile={jit_compile!r}"
-        )
-    return bool(jit_compile)
-
-
-def _check_accumulation(gradient_accumulation_steps, distribute):
-    """Refuses what TensorFlow cannot do: accumulate gradients under MirroredStrategy."""
-    import keras
-
-    if distribute and gradient_accumulation_steps not in (None, 1):
-        if keras.backend.backend() == "tensorflow":
-            # Keras' optimizers apply accumulated updates inside a cond, which
-            # MirroredStrategy cannot synchronise (a merge_call RuntimeError).
-            raise ValueError(
-                "Received an invalid value for argument `gradient_accumulation_steps`: "
-                "Keras cannot accumulate gradients under tf.distribute.MirroredStrategy; "
-                "use a larger per-replica batch or drop `distribute`. Received: "
-                f"gradient_accumulation_steps={gradient_accumulation_steps}, distribute=True"
-            )
-
-
-def _distribution_scope(distribute, verbose):
-    """A context factory for building the model: MirroredStrategy (TF) or DataParallel (JAX)."""
-    import contextlib
-
-    import keras
-
-    if not distribute:
-        return contextlib.nullcontext, 1
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
-        _log(f"Distributing over {strategy.num_replicas_in_sync} replicas "
-             f"(MirroredStrategy: {', '.join(d.name for d in devices)}).", verbose)
-        return strategy.scope, strategy.num_replicas_in_sync
-    if backend == "jax":
-        devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        _log(f"Distributing over {len(devices)} devices (keras.distribution.DataParallel).",
-             verbose)
-        return contextlib.nullcontext, len(devices)
-    raise ValueError(
-        "Received an invalid value for argument `distribute`: data-parallel "
-        "training is supported on the tensorflow and jax backends. "
-        f"Received: distribute=True with backend {backend!r}"
-    )
-
-
-def _policy(mixed_precision):
-    if not mixed_precision:
-        return None
-    return "mixed_float16" if has_accelerator() else "mixed_bfloat16"
+from keras_vit.training.runs import Run, log, resolve_jit_compile
+from keras_vit.utils import has_accelerator
 
 
 def _to_one_hot(dataset, num_classes, one_hot_labels):
@@ -213,295 +128,37 @@ def test_metrics(model, dataset, num_classes):
     return metrics
 
 
-def _tensorboard_installed():
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboard") is not None
-
-
-def _save_model(model, path):
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-
-
-def _check_recipe(recipe):
-    for name in ("epochs", "batch_size"):
-        value = recipe[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ArgumentError(
-                f"Received an invalid value for argument `{name}`, expected a "
-                f"positive integer. Received: {name}={value!r}"
-            )
-    rate = recipe["learning_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-        raise ArgumentError(
-            "Received an invalid value for argument `learning_rate`, expected a "
-            f"positive number. Received: learning_rate={rate!r}"
+def _fit(run, model, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
+         overwrite, command):
+    """Compiles the classifier (cross-entropy with the recipe's label smoothing) and
+    fits it in the run folder (`Run.fit`); shared by train and finetune."""
+    steps_per_execution = run.steps_per_execution(steps_per_execution)
+    run.record["image_size"] = list(model.config.image_hw)
+    with run.scope():  # under the strategy: the XLA policy sees it
+        jit_compile = resolve_jit_compile(run.jit_compile, model)
+        if run.distribute and not has_accelerator():
+            jit_compile = False  # XLA across virtual CPU replicas is not supported by TF
+        config = run.config(model, jit_compile, steps_per_execution)
+        label_smoothing = run.recipe["label_smoothing"]
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=label_smoothing
+            ),
+            metrics=["accuracy"],
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
         )
-
-
-# --- The run folder: never clobbered ---------------------------------------------------
-
-RUN_FILES = ("model.keras", "metrics.json", "history.csv", "checkpoint", "logs")
-# Execution details that do not change what is trained: a rerun may differ in them.
-_NOT_COMPARED = ("jit_compile", "steps_per_execution", "steps_per_epoch", "parameters",
-                 "epochs", "replicas")
-
-
-def check_output_dir(output_dir):
-    """Refuses an `output_dir` that is a file or lies under one (one line, no traceback)."""
-    path = os.path.abspath(os.fspath(output_dir))
-    while path and not os.path.exists(path):
-        path = os.path.dirname(path)
-    if path and not os.path.isdir(path):
-        where = "is" if path == os.path.abspath(output_dir) else f"lies under {path}, which is"
-        raise RunFolderError(
-            f"Received an invalid value for argument `output_dir`: {output_dir} {where} a "
-            "file, not a folder. Pass a folder (--output-dir NEW).")
-
-
-def recorded_config(output_dir):
-    """The configuration a run folder was made with (its checkpoint state, else its
-    metrics.json), or None."""
-    state = read_state(os.path.join(output_dir, "checkpoint"))
-    if state and state.get("config"):
-        return state["config"]
-    path = os.path.join(output_dir, "metrics.json")
-    if os.path.isfile(path):
-        with open(path) as f:
-            return json.load(f).get("config")
-    return None
-
-
-def config_differences(old, new):
-    """["epochs 60 -> 5", "num_layers 4 -> 1", ...]: what differs between two run
-    configurations, model fields by name; execution details are not compared."""
-    old, new = (json.loads(json.dumps(c, default=str)) for c in (old, new))
-    differences = []
-    for key in sorted(set(old) | set(new)):
-        if key in _NOT_COMPARED:
-            continue
-        a, b = old.get(key), new.get(key)
-        if key == "model_config" and isinstance(a, dict) and isinstance(b, dict):
-            differences += [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-                            if a.get(k) != b.get(k)]
-        elif a != b:
-            differences.append(f"{key} {a!r} -> {b!r}")
-    if new.get("epochs", 0) < old.get("epochs", 0):
-        differences.insert(0, f"epochs {old['epochs']} -> {new['epochs']}")
-    return differences
-
-
-def _prepare_run_folder(output_dir, config, overwrite, verbose):
-    """Checks that `output_dir` is new, holds this very run (resume), or may be cleared."""
-    check_output_dir(output_dir)
-    present = [n for n in RUN_FILES if os.path.exists(os.path.join(output_dir, n))]
-    if not present:
-        return
-    if overwrite:
-        for name in present:
-            path = os.path.join(output_dir, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-        _log(f"Starting over in {output_dir}: removed {', '.join(present)} (overwrite).",
-             verbose)
-        return
-    old = recorded_config(output_dir)
-    ways_out = "pass --output-dir NEW for a new run, or --overwrite to start this one over"
-    if old is None:
-        if {"model.keras", "metrics.json"} & set(present):
-            raise RunFolderError(
-                f"{output_dir} holds {', '.join(present)} but no record of how they were "
-                f"made, so they are not resumed or replaced; {ways_out}")
-        return  # a run stopped before its first epoch: nothing to keep
-    differences = config_differences(old, config)
-    if differences:
-        raise RunFolderError(
-            f"{output_dir} holds a run made with other options ({'; '.join(differences)}); "
-            f"{ways_out}")
-    if config["epochs"] > old.get("epochs", config["epochs"]):
-        _log(f"Extending the run in {output_dir} from {old['epochs']} to {config['epochs']} "
-             f"epochs (its learning-rate schedule now spans {config['epochs']}).", verbose)
-
-
-def _progress_verbosity(verbose):
-    """Keras' progress bar on a terminal; one line per epoch when output is redirected."""
-    if verbose == "auto":
-        return 1 if sys.stdout.isatty() else 2
-    return verbose
-
-
-def _fit(model, optimizer, train_ds, test_ds, info, output_dir, recipe, record, *,
-         jit_compile, steps_per_execution, steps, verbose, tensorboard, start, overwrite,
-         command):
-    """Compiles, resumes, fits, saves and evaluates; shared by train and finetune.
-
-    `metrics.json`'s config is the recipe, the run's `record` (data, seed,
-    image size, ...) and what was resolved here (XLA, steps, the model).
-    """
-    epochs, label_smoothing = recipe["epochs"], recipe["label_smoothing"]
-    config = dict(
-        recipe, **record, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
-        steps_per_epoch=steps, model_config=model.config.to_dict(),
-        parameters=int(model.count_params()),
-    )
-    config = json.loads(json.dumps(config, default=str))
-    verbose_log = verbose not in (0, False)
-    _prepare_run_folder(output_dir, config, overwrite, verbose_log)
-    train_ds = _to_one_hot(train_ds, info.num_classes, info.one_hot_labels)
-    os.makedirs(output_dir, exist_ok=True)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=label_smoothing
-        ),
-        metrics=["accuracy"],
-        jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution,
-    )
-    checkpoint = ResumableCheckpoint(
-        os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv"),
-        config=config, start=start,
-    )
-    done = checkpoint.restore(model)
-    if done:
-        _log(f"Resuming from epoch {done} of {epochs} "
-             f"(state in {os.path.join(output_dir, 'checkpoint')}).", verbose_log)
-    callbacks = [checkpoint]
-    if tensorboard and not _tensorboard_installed():
-        _log("TensorBoard logs skipped: `pip install tensorboard` to have them.", verbose_log)
-        tensorboard = False
-    if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(
-            os.path.join(output_dir, "logs"), write_graph=False, update_freq="epoch"
-        ))
-    model_path = os.path.join(output_dir, "model.keras")
-    metrics_path = os.path.join(output_dir, "metrics.json")
-    if done >= epochs and os.path.isfile(model_path) and os.path.isfile(metrics_path):
-        _log(f"All {epochs} epochs of the run in {output_dir} were already done; its files "
-             "are left as they are.", verbose_log)
-        with open(metrics_path) as f:
-            return json.load(f)
-    if done < epochs:
-        model.fit(train_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks,
-                  verbose=_progress_verbosity(verbose), shuffle=False)  # tf.data shuffles
-    else:
-        _log(f"All {epochs} epochs were already done; evaluating the saved state.",
-             verbose_log)
-    if checkpoint.diverged is not None:
-        epoch, batch = checkpoint.diverged
-        good = checkpoint.restore(model)  # the last committed (finite) state
-        where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
-        if good:
-            _save_model(model, model_path)
-            kept = f"the last good model (epoch {good}) is in {model_path}"
-        else:
-            kept = "no epoch had completed, so no model was saved"
-        raise TrainingDiverged(
-            f"the loss became NaN or infinite at {where}; training stopped and "
-            f"{kept}. Lower the learning rate or check the data."
-        )
-    _save_model(model, model_path)
-    metrics = test_metrics(model, test_ds, info.num_classes)
-    segments = checkpoint.segments + ([checkpoint.segment(epochs)] if done < epochs else [])
-    metrics.update(
-        seconds=round(sum(s["seconds"] for s in segments), 2),
-        segments=segments,
-        epochs=int(epochs),
-        resumed_from_epoch=int(done),
-        backend=keras.backend.backend(),
-        class_names=list(info.class_names) if info.class_names else None,
-        command=command,
-        config=config,
-    )
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=str) + "\n")
-    _log(f"Test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_examples']} "
-         f"images; model in {model_path}.", verbose_log)
+        metrics = run.fit(
+            model, _to_one_hot(train_ds, info.num_classes, info.one_hot_labels), config,
+            saves={"model.keras": model},
+            evaluate=lambda: test_metrics(model, test_ds, info.num_classes),
+            extra=dict(class_names=list(info.class_names) if info.class_names else None),
+            tensorboard=tensorboard, overwrite=overwrite, command=command)
+    log(f"Test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_examples']} "
+        f"images; model in {os.path.join(run.output_dir, 'model.keras')}.",
+        run.verbose not in (0, False))
     return metrics
-
-
-def default_output_dir(data, command="train"):
-    """runs/<data> for `train`, runs/finetune-<data> for `finetune`."""
-    name = os.path.basename(str(data).rstrip("/"))
-    return os.path.join("runs", name if command == "train" else f"{command}-{name}")
-
-
-def _steps_per_epoch(info, dataset, batch_size, drop_remainder=False):
-    if info.num_examples:
-        if drop_remainder:
-            return max(info.num_examples // batch_size, 1)
-        return math.ceil(info.num_examples / batch_size)
-    cardinality = int(dataset.cardinality())
-    if cardinality > 0:
-        return cardinality
-    return sum(1 for _ in dataset)
-
-
-def _divisor(steps, most=16):
-    """Batches per compiled call on a CPU: a divisor of `steps` up to `most` (so the
-    progress bar ends on the epoch's last step), or `most` when none is near it."""
-    best = max(d for d in range(1, min(most, steps) + 1) if steps % d == 0)
-    return best if best >= most // 2 else min(most, steps)
-
-
-class _Run:
-    """What `train` and `finetune` prepare alike: the recipe with the caller's values
-    over its defaults, the checked output folder, the seed, XLA, the distribution."""
-
-    def __init__(self, defaults, given, data, command, output_dir, seed, jit_compile,
-                 distribute, gradient_accumulation_steps, mixed_precision, verbose):
-        self.start = time.time()
-        self.recipe = dict(defaults)
-        self.recipe.update({k: v for k, v in given.items() if v is not None})
-        self.recipe["epochs"] = capped_epochs(self.recipe["epochs"])  # KERAS_VIT_MAX_EPOCHS
-        _check_recipe(self.recipe)
-        self.output_dir = os.fspath(output_dir or default_output_dir(data, command))
-        check_output_dir(self.output_dir)
-        self.data, self.seed, self.verbose = data, seed, verbose
-        self.distribute = bool(distribute)
-        self.accumulation = gradient_accumulation_steps
-        self.dtype = _policy(mixed_precision)
-        self.jit_compile = jit_compile
-        seed_everything(seed, deterministic=False)
-        _check_accumulation(gradient_accumulation_steps, distribute)
-        self.scope, self.replicas = _distribution_scope(distribute, verbose not in (0, False))
-        self.record = dict(data=str(data), seed=seed, mixed_precision=bool(mixed_precision),
-                           distribute=self.distribute, replicas=self.replicas,
-                           gradient_accumulation_steps=gradient_accumulation_steps)
-
-    def load(self, image_size, num_channels=None, data_dir=None, manual_dir=None):
-        """The train and test splits (replicas split every batch evenly: a last, partial
-        batch is dropped when distributing) and the steps of an epoch."""
-        common = dict(image_size=image_size, batch_size=self.recipe["batch_size"],
-                      seed=self.seed, data_dir=data_dir, manual_dir=manual_dir,
-                      num_channels=num_channels)
-        train_ds, info = datasets.load_dataset(
-            self.data, "train", augment=self.recipe["augment"],
-            drop_remainder=self.distribute, **common)
-        test_ds, _ = datasets.load_dataset(self.data, "test", augment=None, **common)
-        self.steps = _steps_per_epoch(info, train_ds, self.recipe["batch_size"],
-                                      self.distribute)
-        return train_ds, test_ds, info
-
-    def schedule(self):
-        r = self.recipe
-        return make_schedule(r["learning_rate"], r["epochs"], self.steps, r["warmup_epochs"],
-                             r["decay"])
-
-    def fit(self, model, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
-            overwrite, command):
-        if steps_per_execution is None:
-            steps_per_execution = (1 if has_accelerator() or self.distribute
-                                   else _divisor(self.steps))
-        self.record["image_size"] = list(model.config.image_hw)
-        with self.scope():  # under the strategy: the XLA policy sees it
-            jit = resolve_jit_compile(self.jit_compile, model)
-            if self.distribute and not has_accelerator():
-                jit = False  # XLA across virtual CPU replicas is not supported by TF
-            return _fit(model, optimizer, train_ds, test_ds, info, self.output_dir,
-                        self.recipe, self.record, jit_compile=jit,
-                        steps_per_execution=steps_per_execution, steps=self.steps,
-                        verbose=self.verbose, tensorboard=tensorboard, start=self.start,
-                        overwrite=overwrite, command=command)
 
 
 def _small_folder(data, model, image_size):
@@ -582,7 +239,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  label_smoothing=label_smoothing, dropout_rate=dropout_rate,
                  drop_path_rate=drop_path_rate, augment=augment, image_size=image_size)
-    run = _Run(defaults, given, data, "train", output_dir, seed, jit_compile, distribute,
+    run = Run(defaults, given, data, "train", output_dir, seed, jit_compile, distribute,
                gradient_accumulation_steps, mixed_precision, verbose)
     recipe = run.recipe
     train_ds, test_ds, info = run.load(recipe["image_size"], data_dir=data_dir,
@@ -597,13 +254,13 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         )
     if native is not None:
         c = vit.config
-        _log(f"{data}: {info.num_examples} training images of {native[0]}x{native[1]}x"
+        log(f"{data}: {info.num_examples} training images of {native[0]}x{native[1]}x"
              f"{info.num_channels}, {info.num_classes} classes; with no model or image size "
              f"given, training the small-images recipe: {c.num_layers} layers of width "
              f"{c.hidden_size}, {c.patch_size}x{c.patch_size} patches, {recipe['epochs']} "
              f"epochs (keras_vit.training.SMALL_IMAGES_RECIPE).", verbose not in (0, False))
-    return run.fit(vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
-                   overwrite, command)
+    return _fit(run, vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
+                overwrite, command)
 
 
 def load_for_finetuning(weights, num_classes, image_size=None, dtype=None, variant=None,
@@ -662,7 +319,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     given = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  warmup_epochs=warmup_epochs, decay=decay, label_smoothing=label_smoothing,
                  augment=augment)
-    run = _Run(FINETUNE_RECIPE, given, data, "finetune", output_dir, seed, jit_compile,
+    run = Run(FINETUNE_RECIPE, given, data, "finetune", output_dir, seed, jit_compile,
                distribute, gradient_accumulation_steps, mixed_precision, verbose)
     with run.scope():
         # Probe the data set for its classes first, then load at the model's size.
@@ -685,5 +342,5 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
                       layer_decay=layer_decay, ema=ema,
                       lora_rank=lora_rank, remat=remat,
                       trainable_fraction=round(finetune_kit.trainable_fraction(vit), 5))
-    return run.fit(vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
-                   overwrite, command)
+    return _fit(run, vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
+                overwrite, command)

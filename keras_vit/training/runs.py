@@ -1,0 +1,440 @@
+"""A training run and its folder, shared by `train`, `finetune` and `pretrain`.
+
+`Run` prepares what every command does alike (the recipe with the caller's values over
+its defaults, the checked output folder, the seed, XLA, the distribution, the data) and
+`Run.fit` does the rest in the run folder: it refuses a folder that holds another run,
+resumes the same run from its last completed epoch, extends it to a larger `epochs`,
+fits, saves atomically, evaluates and writes `metrics.json`:
+
+    DIR/model.keras      the trained model (written atomically at the end)
+    DIR/metrics.json     the evaluation, seconds (the total) and segments (one per
+                         process that trained), command, config
+    DIR/history.csv      one row per epoch, `epoch` column first (1-based)
+    DIR/logs/            TensorBoard
+    DIR/checkpoint/      the last completed epoch's weights and optimizer state,
+                         with the run's configuration
+
+A rerun with the same configuration goes on from the last completed epoch (and says
+so); a larger `epochs` extends it, its learning-rate schedule recomputed over the new
+total as timm does (the line printed gives the rate before and after); any other
+difference is refused with one line naming them, and nothing is overwritten unless
+`overwrite=True` (`--overwrite`).
+"""
+
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import keras
+
+from keras_vit import data as datasets  # looked up at call time (tests patch it)
+from keras_vit.errors import ArgumentError, RunFolderError
+from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, read_state
+from keras_vit.training.recipes import make_schedule, schedule_steps
+from keras_vit.training.reproducibility import capped_epochs, seed_everything
+from keras_vit.training.schedules import warmup_decay
+from keras_vit.utils import atomic_path, atomic_write_text, auto_jit_compile, has_accelerator
+
+# What a run may leave in its folder; `overwrite` deletes exactly these.
+RUN_FILES = ("model.keras", "pretraining.keras", "metrics.json", "history.csv", "checkpoint",
+             "logs")
+# Execution details that do not change what is trained: a rerun may differ in them.
+_NOT_COMPARED = ("jit_compile", "steps_per_execution", "steps_per_epoch", "parameters",
+                 "epochs", "replicas")
+
+
+def log(message, verbose):
+    """One line on stderr when `verbose`."""
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def progress_verbosity(verbose):
+    """Keras' progress bar on a terminal; one line per epoch when output is redirected."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
+def tensorboard_installed():
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def save_model(model, path):
+    """`model.save(path)`, atomically (a kill leaves the old file or the new one)."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def check_recipe(recipe):
+    """Refuses a non-positive `epochs`, `batch_size` or `learning_rate` by name."""
+    for name in ("epochs", "batch_size"):
+        value = recipe[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ArgumentError(
+                f"Received an invalid value for argument `{name}`, expected a "
+                f"positive integer. Received: {name}={value!r}"
+            )
+    rate = recipe["learning_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ArgumentError(
+            "Received an invalid value for argument `learning_rate`, expected a "
+            f"positive number. Received: learning_rate={rate!r}"
+        )
+
+
+def steps_per_epoch(info, dataset, batch_size, drop_remainder=False):
+    """Batches in an epoch: from the data set's size, else its cardinality, else counted."""
+    if info.num_examples:
+        if drop_remainder:
+            return max(info.num_examples // batch_size, 1)
+        return math.ceil(info.num_examples / batch_size)
+    cardinality = int(dataset.cardinality())
+    if cardinality > 0:
+        return cardinality
+    return sum(1 for _ in dataset)
+
+
+def cpu_steps_per_execution(steps, most=16):
+    """Batches per compiled call on a CPU: a divisor of `steps` up to `most` (so the
+    progress bar ends on the epoch's last step), or `most` when none is near it."""
+    best = max(d for d in range(1, min(most, steps) + 1) if steps % d == 0)
+    return best if best >= most // 2 else min(most, steps)
+
+
+def default_output_dir(data, command="train"):
+    """runs/<data> for `train`, runs/<command>-<data> for `finetune` and `pretrain`."""
+    name = os.path.basename(str(data).rstrip("/"))
+    return os.path.join("runs", name if command == "train" else f"{command}-{name}")
+
+
+def resolve_jit_compile(jit_compile, model=None):
+    """`"auto"` (or None): keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`;
+    "on"/"off" (and True/False, "true"/"false") as given."""
+    if jit_compile == "auto" or jit_compile is None:
+        return auto_jit_compile(model)
+    if isinstance(jit_compile, str):
+        if jit_compile.lower() in ("on", "true", "1", "yes"):
+            return True
+        if jit_compile.lower() in ("off", "false", "0", "no"):
+            return False
+        raise ArgumentError(
+            "Received an invalid value for argument `jit_compile`, expected "
+            f"'auto', True or False. Received: jit_compile={jit_compile!r}"
+        )
+    return bool(jit_compile)
+
+
+# --- The run folder: never clobbered ---------------------------------------------------
+
+def check_output_dir(output_dir):
+    """Refuses an `output_dir` that is a file or lies under one (one line, no traceback)."""
+    path = os.path.abspath(os.fspath(output_dir))
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    if path and not os.path.isdir(path):
+        where = "is" if path == os.path.abspath(output_dir) else f"lies under {path}, which is"
+        raise RunFolderError(
+            f"Received an invalid value for argument `output_dir`: {output_dir} {where} a "
+            "file, not a folder. Pass a folder (--output-dir NEW).")
+
+
+def recorded_config(output_dir):
+    """The configuration a run folder was made with (its checkpoint state, else its
+    metrics.json), or None."""
+    state = read_state(os.path.join(output_dir, "checkpoint"))
+    if state and state.get("config"):
+        return state["config"]
+    path = os.path.join(output_dir, "metrics.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f).get("config")
+    return None
+
+
+def config_differences(old, new):
+    """["epochs 60 -> 5", "num_layers 4 -> 1", ...]: what differs between two run
+    configurations, model fields by name; execution details are not compared."""
+    old, new = (json.loads(json.dumps(c, default=str)) for c in (old, new))
+    differences = []
+    for key in sorted(set(old) | set(new)):
+        if key in _NOT_COMPARED:
+            continue
+        a, b = old.get(key), new.get(key)
+        if key == "model_config" and isinstance(a, dict) and isinstance(b, dict):
+            differences += [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+                            if a.get(k) != b.get(k)]
+        elif a != b:
+            differences.append(f"{key} {a!r} -> {b!r}")
+    if new.get("epochs", 0) < old.get("epochs", 0):
+        differences.insert(0, f"epochs {old['epochs']} -> {new['epochs']}")
+    return differences
+
+
+def learning_rate_at(config, step):
+    """The learning rate at optimizer step `step` of a run with this configuration
+    (`make_schedule`'s warmup and decay over its epochs x steps_per_epoch). After
+    epoch e the rate is `learning_rate_at(config, e * steps_per_epoch)`: what
+    history.csv's `learning_rate` column holds for epoch e."""
+    total, warmup = schedule_steps(config["epochs"], config["steps_per_epoch"],
+                                   config["warmup_epochs"])
+    return warmup_decay(step, config["learning_rate"], total, warmup, config["decay"])
+
+
+def extension_note(output_dir, old, new):
+    """The line that says what extending a run to a larger `epochs` does to its schedule.
+
+    As timm does when a run is resumed with more epochs, the warmup + decay schedule is
+    recomputed over the new total (not continued, not restarted): the rate, at its end
+    value after the old last epoch, rises again to where the longer schedule is at that
+    point, and decays to its end over the new epochs.
+    """
+    line = f"Extending the run in {output_dir} from {old['epochs']} to {new['epochs']} epochs"
+    if not all(k in old and k in new for k in ("learning_rate", "warmup_epochs", "decay",
+                                               "steps_per_epoch")):
+        return line + "."
+    done, steps = old["epochs"], new["steps_per_epoch"]
+    before = learning_rate_at(old, done * old["steps_per_epoch"])
+    start = learning_rate_at(new, done * steps)
+    end = learning_rate_at(new, (done + 1) * steps)
+    return (f"{line}: the learning-rate schedule (warmup, then {new['decay']} decay) is "
+            f"recomputed over {new['epochs']} epochs, as timm does, so the learning rate "
+            f"goes from {before:.6g} (end of epoch {done}, the old schedule's) back up to "
+            f"{start:.6g} at the start of epoch {done + 1} ({end:.6g} at its end).")
+
+
+def prepare_run_folder(output_dir, config, overwrite, verbose):
+    """Checks that `output_dir` is new, holds this very run (resume, or extend to a
+    larger `epochs`), or may be cleared (`overwrite`); refuses anything else."""
+    check_output_dir(output_dir)
+    present = [n for n in RUN_FILES if os.path.exists(os.path.join(output_dir, n))]
+    if not present:
+        return
+    if overwrite:
+        for name in present:
+            path = os.path.join(output_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        log(f"Starting over in {output_dir}: removed {', '.join(present)} (overwrite).",
+            verbose)
+        return
+    old = recorded_config(output_dir)
+    ways_out = "pass --output-dir NEW for a new run, or --overwrite to start this one over"
+    if old is None:
+        if {"model.keras", "pretraining.keras", "metrics.json"} & set(present):
+            raise RunFolderError(
+                f"{output_dir} holds {', '.join(present)} but no record of how they were "
+                f"made, so they are not resumed or replaced; {ways_out}")
+        return  # a run stopped before its first epoch: nothing to keep
+    differences = config_differences(old, config)
+    if differences:
+        raise RunFolderError(
+            f"{output_dir} holds a run made with other options ({'; '.join(differences)}); "
+            f"{ways_out}")
+    if config["epochs"] > old.get("epochs", config["epochs"]):
+        log(extension_note(output_dir, old, config), verbose)
+
+
+# --- Preparation shared by every command -------------------------------------------------
+
+def _check_accumulation(gradient_accumulation_steps, distribute):
+    """Refuses what TensorFlow cannot do: accumulate gradients under MirroredStrategy."""
+    if distribute and gradient_accumulation_steps not in (None, 1):
+        if keras.backend.backend() == "tensorflow":
+            # Keras' optimizers apply accumulated updates inside a cond, which
+            # MirroredStrategy cannot synchronise (a merge_call RuntimeError).
+            raise ArgumentError(
+                "Received an invalid value for argument `gradient_accumulation_steps`: "
+                "Keras cannot accumulate gradients under tf.distribute.MirroredStrategy; "
+                "use a larger per-replica batch or drop `distribute`. Received: "
+                f"gradient_accumulation_steps={gradient_accumulation_steps}, distribute=True"
+            )
+
+
+def _distribution_scope(distribute, verbose):
+    """A context factory for building the model: MirroredStrategy (TF) or DataParallel (JAX)."""
+    if not distribute:
+        return contextlib.nullcontext, 1
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf  # TF-only path, imported when distributing on TF
+
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+        log(f"Distributing over {strategy.num_replicas_in_sync} replicas "
+            f"(MirroredStrategy: {', '.join(d.name for d in devices)}).", verbose)
+        return strategy.scope, strategy.num_replicas_in_sync
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        log(f"Distributing over {len(devices)} devices (keras.distribution.DataParallel).",
+            verbose)
+        return contextlib.nullcontext, len(devices)
+    raise ArgumentError(
+        "Received an invalid value for argument `distribute`: data-parallel "
+        "training is supported on the tensorflow and jax backends. "
+        f"Received: distribute=True with backend {backend!r}"
+    )
+
+
+def _policy(mixed_precision):
+    if not mixed_precision:
+        return None
+    return "mixed_float16" if has_accelerator() else "mixed_bfloat16"
+
+
+class Run:
+    """What `train`, `finetune` and `pretrain` prepare alike, then `fit` in the run folder.
+
+    Args:
+        defaults: the recipe (a dict such as `DIGITS_RECIPE`).
+        given: the caller's recipe values; None keeps the default.
+        data: the data set name or image folder.
+        command: "train", "finetune" or "pretrain" (names the default folder).
+        output_dir: the run folder, or None for `default_output_dir(data, command)`.
+        seed, jit_compile, distribute, gradient_accumulation_steps, mixed_precision,
+            verbose: as `keras_vit.training.train` takes them.
+    """
+
+    def __init__(self, defaults, given, data, command, output_dir, seed, jit_compile,
+                 distribute=False, gradient_accumulation_steps=None, mixed_precision=False,
+                 verbose="auto"):
+        self.start = time.time()
+        self.recipe = dict(defaults)
+        self.recipe.update({k: v for k, v in given.items() if v is not None})
+        self.recipe["epochs"] = capped_epochs(self.recipe["epochs"])  # KERAS_VIT_MAX_EPOCHS
+        check_recipe(self.recipe)
+        self.output_dir = os.fspath(output_dir or default_output_dir(data, command))
+        check_output_dir(self.output_dir)
+        self.data, self.seed, self.verbose = data, seed, verbose
+        self.distribute = bool(distribute)
+        self.accumulation = gradient_accumulation_steps
+        self.dtype = _policy(mixed_precision)
+        self.jit_compile = jit_compile
+        seed_everything(seed, deterministic=False)
+        _check_accumulation(gradient_accumulation_steps, distribute)
+        self.scope, self.replicas = _distribution_scope(distribute, verbose not in (0, False))
+        self.record = dict(data=str(data), seed=seed, mixed_precision=bool(mixed_precision),
+                           distribute=self.distribute, replicas=self.replicas,
+                           gradient_accumulation_steps=gradient_accumulation_steps)
+
+    def load(self, image_size, num_channels=None, data_dir=None, manual_dir=None):
+        """The train and test splits (replicas split every batch evenly: a last, partial
+        batch is dropped when distributing) and the steps of an epoch."""
+        common = dict(image_size=image_size, batch_size=self.recipe["batch_size"],
+                      seed=self.seed, data_dir=data_dir, manual_dir=manual_dir,
+                      num_channels=num_channels)
+        train_ds, info = datasets.load_dataset(
+            self.data, "train", augment=self.recipe["augment"],
+            drop_remainder=self.distribute, **common)
+        test_ds, _ = datasets.load_dataset(self.data, "test", augment=None, **common)
+        self.steps = steps_per_epoch(info, train_ds, self.recipe["batch_size"],
+                                     self.distribute)
+        return train_ds, test_ds, info
+
+    def schedule(self):
+        r = self.recipe
+        return make_schedule(r["learning_rate"], r["epochs"], self.steps, r["warmup_epochs"],
+                             r["decay"])
+
+    def steps_per_execution(self, given=None):
+        """`given`, else 1 on an accelerator or when distributing, else up to 16 on a CPU."""
+        if given is not None:
+            return given
+        return 1 if has_accelerator() or self.distribute else cpu_steps_per_execution(self.steps)
+
+    def config(self, model, jit_compile, steps_per_execution, **extra):
+        """The run's configuration as recorded (metrics.json, checkpoint) and compared on
+        a rerun: the recipe, the record, what was resolved, the model and `extra`."""
+        config = {**self.recipe, **self.record, **extra, "jit_compile": jit_compile,
+                  "steps_per_execution": steps_per_execution, "steps_per_epoch": self.steps,
+                  "model_config": model.config.to_dict(),
+                  "parameters": int(model.count_params())}
+        return json.loads(json.dumps(config, default=str))
+
+    def fit(self, model, train_ds, config, *, saves, evaluate, tensorboard=True,
+            overwrite=False, command=None, extra=None, what="training"):
+        """Fits the compiled `model` in the run folder and writes what the run made.
+
+        Args:
+            model: the compiled Keras model to fit (its weights and optimizer state are
+                what the checkpoint holds).
+            train_ds: the training data as `model.fit` takes it.
+            config: `Run.config(...)`, compared with the folder's recorded run.
+            saves: {file name in the folder: model to save there}, written atomically
+                after training (and, after a NaN, from the last good epoch).
+            evaluate: a function returning the evaluation's metrics dict.
+            tensorboard, overwrite, command: as `train` takes them.
+            extra: more entries for metrics.json. Defaults to None.
+            what: the word for the run in messages ("training", "pre-training").
+
+        Returns:
+            The metrics dict also written to metrics.json (for a run whose epochs were
+            all done before, the one it holds).
+        """
+        output_dir, epochs = self.output_dir, self.recipe["epochs"]
+        verbose = self.verbose not in (0, False)
+        prepare_run_folder(output_dir, config, overwrite, verbose)
+        os.makedirs(output_dir, exist_ok=True)
+        checkpoint = ResumableCheckpoint(
+            os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv"),
+            config=config, start=self.start,
+        )
+        done = checkpoint.restore(model)
+        if done:
+            log(f"Resuming from epoch {done} of {epochs} "
+                f"(state in {os.path.join(output_dir, 'checkpoint')}).", verbose)
+        callbacks = [checkpoint]
+        if tensorboard and not tensorboard_installed():
+            log("TensorBoard logs skipped: `pip install tensorboard` to have them.", verbose)
+            tensorboard = False
+        if tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(
+                os.path.join(output_dir, "logs"), write_graph=False, update_freq="epoch"
+            ))
+        paths = {os.path.join(output_dir, name): saved for name, saved in saves.items()}
+        metrics_path = os.path.join(output_dir, "metrics.json")
+        if done >= epochs and all(map(os.path.isfile, [*paths, metrics_path])):
+            log(f"All {epochs} epochs of the run in {output_dir} were already done; its files "
+                "are left as they are.", verbose)
+            with open(metrics_path) as f:
+                return json.load(f)
+        if done < epochs:
+            model.fit(train_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks,
+                      verbose=progress_verbosity(self.verbose), shuffle=False)  # tf.data shuffles
+        else:
+            log(f"All {epochs} epochs were already done; evaluating the saved state.", verbose)
+        if checkpoint.diverged is not None:
+            epoch, batch = checkpoint.diverged
+            good = checkpoint.restore(model)  # the last committed (finite) state
+            where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
+            if good:
+                for path, saved in paths.items():
+                    save_model(saved, path)
+                kept = f"the last good model (epoch {good}) is in {next(iter(paths))}"
+            else:
+                kept = "no epoch had completed, so no model was saved"
+            raise TrainingDiverged(
+                f"the loss became NaN or infinite at {where}; {what} stopped and "
+                f"{kept}. Lower the learning rate or check the data."
+            )
+        for path, saved in paths.items():
+            save_model(saved, path)
+        metrics = evaluate()
+        segments = checkpoint.segments + ([checkpoint.segment(epochs)] if done < epochs else [])
+        metrics.update(extra or {})
+        metrics.update(
+            seconds=round(sum(s["seconds"] for s in segments), 2),
+            segments=segments,
+            epochs=int(epochs),
+            resumed_from_epoch=int(done),
+            backend=keras.backend.backend(),
+            command=command,
+            config=config,
+        )
+        atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=str) + "\n")
+        return metrics
