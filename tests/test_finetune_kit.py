@@ -172,6 +172,18 @@ def test_remat_refuses_a_stochastic_block_by_name():
         model.fit(x, np.arange(2), epochs=1, verbose=0)
 
 
+def test_finetune_remat_refuses_stochastic_depth_in_one_line_before_training(tmp_path, capsys):
+    from keras_vit.cli import main
+
+    _tiny().save(tmp_path / "tiny.keras")  # drop_path_rate=0.1
+    out = tmp_path / "run"
+    assert main(["finetune", "--weights", str(tmp_path / "tiny.keras"), "--epochs", "1",
+                 "--no-tensorboard", "--output-dir", str(out), "--remat"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--set drop_path_rate=0" in err, err
+    assert not out.exists()
+
+
 @pytest.mark.slow  # a real finetune run (~30 s on a loaded 2-core CPU)
 def test_finetune_with_the_kit_saves_a_plain_model_and_records_it(tmp_path):
     import json

@@ -176,7 +176,8 @@ def check_remat(model):
             "Received an invalid value for argument `remat`: rematerialisation needs a "
             "model without dropout or stochastic depth (the recomputed forward pass would "
             "draw new random masks), expected " + ", ".join(f"{f}=0" for f in fields)
-            + ". Received: " + ", ".join(f"{f}={getattr(config, f)}" for f in fields)
+            + " (`keras-vit finetune --set drop_path_rate=0`, or no --remat). Received: "
+            + ", ".join(f"{f}={getattr(config, f)}" for f in fields)
         )
     return model
 

@@ -328,6 +328,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
         with finetune_kit.remat_scope(remat):  # fine-tuning kit
             vit = load_for_finetuning(weights, probe.num_classes, image_size, dtype=run.dtype,
                                       variant=variant, **(model_fields or {}))
+        finetune_kit.check_remat(vit)
         if lora_rank:
             vit = finetune_kit.enable_lora(vit, lora_rank)
     # Read at the model's size and channel count (gray and colour converted).
