@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -480,6 +481,20 @@ def test_run_folder_rules_without_training(tmp_path):
         with pytest.raises(RunFolderError, match="--overwrite") as error:
             prepare(str(tmp_path), new, False, False)
         assert shown in str(error.value) and str(tmp_path) in str(error.value)
+    assert (tmp_path / "model.keras").read_text() == "the user's model"
+    # Training state with no record of its options (an older pretrain wrote such) is
+    # not resumed under today's; a finished run whose checkpoint/ was deleted is not
+    # retrained over (restore would find nothing and train from epoch 0).
+    state = tmp_path / "checkpoint" / "state.json"
+    state.write_text(json.dumps(dict(epoch=4, weights="epoch-4.weights.h5")))
+    with pytest.raises(RunFolderError, match="no record of the options.*--overwrite"):
+        prepare(str(tmp_path), old, False, False)
+    state.write_text(json.dumps(dict(epoch=4, weights="epoch-4.weights.h5", config=old)))
+    shutil.move(tmp_path / "checkpoint", tmp_path.parent / "moved-checkpoint")
+    (tmp_path / "metrics.json").write_text(json.dumps(dict(config=old)))
+    for new in (old, dict(old, epochs=6)):
+        with pytest.raises(RunFolderError, match="no checkpoint/ to resume or extend"):
+            prepare(str(tmp_path), new, False, False)
     assert (tmp_path / "model.keras").read_text() == "the user's model"
     prepare(str(tmp_path), dict(old, seed=1), True, False)  # --overwrite: start over
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -224,6 +224,11 @@ def prepare_run_folder(output_dir, config, overwrite, verbose):
         return
     old = recorded_config(output_dir)
     ways_out = "pass --output-dir NEW for a new run, or --overwrite to start this one over"
+    state = read_state(os.path.join(output_dir, "checkpoint"))
+    if state and not state.get("config"):
+        raise RunFolderError(
+            f"{os.path.join(output_dir, 'checkpoint')} holds training state with no record "
+            f"of the options it was made with, so it is not resumed; {ways_out}")
     if old is None:
         if {"model.keras", "pretraining.keras", "metrics.json"} & set(present):
             raise RunFolderError(
@@ -235,6 +240,11 @@ def prepare_run_folder(output_dir, config, overwrite, verbose):
         raise RunFolderError(
             f"{output_dir} holds a run made with other options ({'; '.join(differences)}); "
             f"{ways_out}")
+    finished = sorted({"model.keras", "pretraining.keras", "metrics.json"} & set(present))
+    if not state and finished:  # checkpoint/ deleted (to free disk, say)
+        raise RunFolderError(
+            f"{output_dir} holds {', '.join(finished)} but no checkpoint/ to resume or "
+            f"extend the run from, so it is not trained over; {ways_out}")
     if config["epochs"] > old.get("epochs", config["epochs"]):
         log(extension_note(output_dir, old, config), verbose)
 
