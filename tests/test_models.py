@@ -291,10 +291,14 @@ def test_mixed_precision_keeps_layernorm_softmax_and_logits_float32(policy, atol
         (dict(pooling="token", class_token=False), r"pooling='gap'"),
         (dict(pooling=None), r"include_top=False"),
         (dict(normalization_mean=(0.1, 0.2)), r"`normalization_mean`.*num_channels=1"),
+        (dict(normalization_std="abc"), r"`normalization_std`.*numbers. Received: .*'abc'"),
+        (dict(normalization_mean=None), r"`normalization_mean`.*Received: normalization_mean=None"),
+        (dict(normalization_std=(0.5, "x", 0.5), num_channels=3), r"`normalization_std`"),
+        (dict(hybrid_layers=3), r"`hybrid_layers`.*block counts.*hybrid_layers=3"),
     ],
 )
 def test_bad_configuration_errors(fields, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(keras_vit.errors.KerasViTError, match=message):
         keras_vit.ViTConfig(**{**TINY, **fields})
 
 

@@ -155,12 +155,14 @@ class ViTConfig:
             )
         for name in ("normalization_mean", "normalization_std"):
             value = getattr(self, name)
-            value = (value,) if isinstance(value, numbers.Real) else tuple(value)
-            if len(value) not in (1, self.num_channels):
+            value = (value,) if isinstance(value, (numbers.Real, str)) else value
+            if (not isinstance(value, (tuple, list)) or len(value) not in (1, self.num_channels)
+                    or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                               for v in value)):
                 raise ArgumentError(
                     f"Received an invalid value for argument `{name}`, expected "
-                    f"1 or num_channels={self.num_channels} values. "
-                    f"Received: {name}={value!r}"
+                    f"1 or num_channels={self.num_channels} numbers. "
+                    f"Received: {name}={getattr(self, name)!r}"
                 )
             set_(name, tuple(float(v) for v in value))
         if any(s <= 0 for s in self.normalization_std):
@@ -170,6 +172,12 @@ class ViTConfig:
                 f"normalization_std={self.normalization_std!r}"
             )
         if self.hybrid_layers is not None:
+            if not isinstance(self.hybrid_layers, (tuple, list)):
+                raise ArgumentError(
+                    "Received an invalid value for argument `hybrid_layers`, expected None "
+                    "or a list of block counts per ResNet stage, e.g. (3, 4, 9). "
+                    f"Received: hybrid_layers={self.hybrid_layers!r}"
+                )
             set_("hybrid_layers", tuple(
                 check_positive_int("hybrid_layers", d) for d in self.hybrid_layers
             ))
