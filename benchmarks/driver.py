@@ -143,15 +143,14 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
         # Workers import, build and warm up side by side (most of that is
         # single-threaded tracing); timing starts once all are ready.
         rows, workers = [], []
-        for runner in [r for r in runners
-                       if config.frameworks is None or r.framework in config.frameworks]:
+        chosen = [r for r in runners
+                  if config.frameworks is None or r.framework in config.frameworks]
+        for runner in chosen:
             try:
                 workers.append(_Worker(runner, config, device, threads))
             except OSError:  # no interpreter at runner.python
                 workers.append({"skipped": f"no interpreter at {runner.python}"})
         try:
-            chosen = [r for r in runners
-                      if config.frameworks is None or r.framework in config.frameworks]
             for i, (runner, worker) in enumerate(zip(chosen, workers)):
                 ready = worker if isinstance(worker, dict) else worker.receive()
                 row = {"label": runner.label, "runner": dataclasses.asdict(runner), "all": [],

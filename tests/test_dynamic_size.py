@@ -175,6 +175,12 @@ def test_size_not_divisible_says_so_after_tensorflow_relaxed_the_shape():
                          ("fit", (np.zeros((2, 5)),))):
         with pytest.raises(ValueError, match=r"`x`: the image height 18 is not divisible"):
             getattr(model, method)(_images((18, 16)), *args, verbose=0)
+    with pytest.raises(ValueError, match=r"`x`: the image width 30 is not divisible"):
+        model.predict({"images": _images((16, 30))}, verbose=0)
+    model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    with pytest.raises(ValueError, match=r"`validation_data`: the image height 18"):
+        model.fit(_images(16), np.zeros((2, 5)), verbose=0,
+                  validation_data=(_images((18, 16)), np.zeros((2, 5))))
 
 
 def test_keras_predict_many_sizes_after_relaxing():

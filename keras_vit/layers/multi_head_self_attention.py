@@ -130,10 +130,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     @staticmethod
     def _flash(training):
-        """Keras' choice (None), except while training on JAX: Keras checks cuDNN flash
-        attention for inference only, and its training kernel refuses lengths such as
-        197 ("Unsupported sequence length", an H200 with jax 0.11.2, under remat)."""
-        return False if training and keras.backend.backend() == "jax" else None
+        """Keras' choice (None), except while training with JAX on a GPU: Keras checks
+        cuDNN flash attention for inference only, and cuDNN's training kernel refuses
+        lengths such as 197 ("Unsupported sequence length", an H200 with jax 0.11.2,
+        under remat). TPUs keep Keras' choice (Splash attention)."""
+        if not training or keras.backend.backend() != "jax":
+            return None
+        platform = keras.distribution.list_devices()[0].split(":")[0]
+        return False if platform in ("gpu", "cuda") else None
 
     def call(self, inputs, training=None, return_attention_scores=False):
         shape = ops.shape(inputs)

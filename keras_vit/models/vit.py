@@ -83,6 +83,9 @@ class VisionTransformer(keras.Model):
 
     def fit(self, x=None, *args, **kwargs):
         self._check_image_size(x)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and validation:
+            self._check_image_size(validation[0], "validation_data")
         return super().fit(x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
@@ -93,13 +96,17 @@ class VisionTransformer(keras.Model):
         self._check_image_size(x)
         return super().predict(x, *args, **kwargs)
 
-    def _check_image_size(self, x):
+    def _check_image_size(self, x, name="x"):
         """A dynamic model's size check, on the arrays given, before Keras' compiled step:
         TensorFlow relaxes the traced shape after a few sizes, and then an image the patch
-        does not divide fails inside the graph's reshape instead of in `Patches`."""
-        if self.config.dynamic_image_size and len(getattr(x, "shape", ())) == 4:
-            check_divisible_image_size(tuple(x.shape[1:3]), self.config.patch_size,
-                                       name="x")
+        does not divide fails inside the graph's reshape instead of in `Patches`.
+        Data sets and generators are read inside Keras' step: `Patches` checks those."""
+        if not self.config.dynamic_image_size or x is None:
+            return
+        for images in keras.tree.flatten(x):  # an array, or {"images": array}
+            if len(getattr(images, "shape", ())) == 4:
+                check_divisible_image_size(tuple(images.shape[1:3]), self.config.patch_size,
+                                           name=name)
 
     def _resolve_auto_jit_compile(self):
         """`jit_compile="auto"`: keras_vit's one policy, `keras_vit.utils.auto_jit_compile`

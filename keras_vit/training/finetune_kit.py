@@ -156,7 +156,9 @@ def remat_scope(remat=False):
     """`keras.RematScope(mode="full")` when `remat` is true: build the model inside it
     and each transformer block is recomputed in the backward pass (less memory, about
     a third more compute), on TensorFlow, JAX and torch (see `TransformerBlock`).
-    `remat` may also name a Keras mode: "full", "larger_than", "list_of_layers"."""
+    `remat` may also name another Keras mode: "larger_than" (the blocks whose output
+    is larger than Keras' threshold); "activations" recomputes nothing in this model
+    (its blocks are rematerialised whole or not at all)."""
     if not remat:
         return contextlib.nullcontext()
     return keras.RematScope(mode="full" if remat is True else remat)
@@ -171,7 +173,7 @@ def check_remat(model):
     if config is None or not any(getattr(config, f) for f in fields):
         return model
     blocks = [layer for layer in model.layers if layer.name.startswith("transformer_block_")]
-    if any(getattr(getattr(b, "_remat_mode", None), "mode", None) for b in blocks):
+    if any(_rematerialised(b) for b in blocks):
         raise ArgumentError(
             "Received an invalid value for argument `remat`: rematerialisation needs a "
             "model without dropout or stochastic depth (the recomputed forward pass would "
@@ -180,6 +182,17 @@ def check_remat(model):
             + ", ".join(f"{f}={getattr(config, f)}" for f in fields)
         )
     return model
+
+
+def _rematerialised(block):
+    """Whether the RematScope a block was built under recomputes it (see
+    `TransformerBlock.rematerialized_call`); "larger_than" counts as yes."""
+    mode = getattr(block, "_remat_mode", None)
+    if mode is None or mode.mode in (None, "activations"):
+        return False
+    if mode.mode == "list_of_layers":
+        return block.name in mode.layer_names
+    return True
 
 
 def enable_lora(model, rank, lora_alpha=None):
