@@ -136,9 +136,12 @@ def test_lora_trains_under_5_percent_and_merges_to_the_same_outputs(tmp_path):
 
 
 @pytest.mark.portable
-def test_remat_recomputes_whole_blocks_with_the_same_gradients():
+def test_remat_recomputes_whole_blocks_with_the_same_gradients(monkeypatch):
     """Each block is checkpointed as a whole (flags bound: Keras' per-layer remat fails
     on JAX and TF), nothing else is, and one SGD step gives the plain model's weights."""
+    calls = []  # fails loudly if Keras stops calling Layer.rematerialized_call
+    real_remat = keras.remat
+    monkeypatch.setattr(keras, "remat", lambda f: calls.append(f) or real_remat(f))
     with kit.remat_scope(True):
         model = _tiny(drop_path_rate=0.0)
     plain = _tiny(drop_path_rate=0.0)
@@ -157,6 +160,7 @@ def test_remat_recomputes_whole_blocks_with_the_same_gradients():
     assert moved > 1e-3  # the step did something, so equality below means equal gradients
     for a, b in zip(model.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
+    assert len(calls) >= 2  # each block went through keras.remat at least once
 
 
 @pytest.mark.portable
