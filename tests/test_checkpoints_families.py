@@ -128,10 +128,21 @@ def test_timm_registers_layer_scale_no_qkv_bias(name):
         assert model.config.num_register_tokens == 2 and model.config.num_prefix_tokens == 3
     else:
         assert model.config.layer_scale_init_value is not None
+    # timm qkv_bias=False: no bias variable at all (a zero one would train away from 0).
+    no_bias = name == "timm_deit3"
+    assert model.config.qkv_bias is not no_bias
+    assert any(w.path.endswith("attention/qkv/bias") for w in model.weights) is not no_bias
     assert_matches(model, f"{name}_32x32")
     resized = keras_vit.convert_checkpoint(path(f"{name}.safetensors"), num_heads=2,
                                            image_size=(32, 40))
     assert_matches(resized, f"{name}_32x40")
+
+
+def test_hf_without_qkv_bias_has_none():
+    model = keras_vit.convert_checkpoint(path("hf_no_qkv_bias"))
+    assert not model.config.qkv_bias
+    assert not any(w.path.endswith("attention/qkv/bias") for w in model.weights)
+    assert_matches(model, "hf_no_qkv_bias_32x32")
 
 
 @pytest.mark.parametrize("name", ["hf_deit", "hf_deit_teacher"])

@@ -133,8 +133,8 @@ def infer_config(tensors, source, meta):
     size = config.get("image_size")
     if size is not None:
         fields["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
-    qkv_bias = f"{prefix}encoder.layer.0.attention.attention.query.bias" in tensors
-    return fields, n_patches, dict(prefix=prefix, qkv_bias=qkv_bias, head=head)
+    fields["qkv_bias"] = f"{prefix}encoder.layer.0.attention.attention.query.bias" in tensors
+    return fields, n_patches, dict(prefix=prefix, head=head)
 
 
 def port(porter, config, layout):
@@ -156,11 +156,9 @@ def port(porter, config, layout):
         qkv = tuple(f"{src}attention.attention.{n}" for n in ("query", "key", "value"))
         porter.port(tuple(f"{k}.weight" for k in qkv), f"{dst}attention/qkv/kernel",
                     lambda *w: np.concatenate([x.T for x in w], axis=1))  # (D, 3D)
-        if layout["qkv_bias"]:
+        if config.qkv_bias:
             porter.port(tuple(f"{k}.bias" for k in qkv), f"{dst}attention/qkv/bias",
                         lambda *b: np.concatenate(b))
-        else:  # qkv_bias=False: a zero bias computes the same
-            porter.set(f"{dst}attention/qkv/bias", np.zeros(3 * config.hidden_size, "float32"))
         porter.port(f"{src}attention.output.dense.weight", f"{dst}attention/output/kernel", t)
         porter.port(f"{src}attention.output.dense.bias", f"{dst}attention/output/bias")
         for s, k in (("intermediate", "dense_1"), ("output", "dense_2")):

@@ -152,6 +152,7 @@ def infer_config(tensors, source, meta=None):
         position_embedding="learned" if "pos_embed" in tensors else "none",
         distillation_token=dist, distilled_head="head_dist.weight" in tensors,
         num_register_tokens=registers, fc_norm=fc_norm,
+        qkv_bias="blocks.0.attn.qkv.bias" in tensors,
     )
     if "blocks.0.ls1.gamma" in tensors:
         fields["layer_scale_init_value"] = float(meta.get("args", {}).get("init_values") or 1e-5)
@@ -198,8 +199,7 @@ def infer_config(tensors, source, meta=None):
             if n in (tokens, tokens + prefix):  # else the model is resized from a square grid
                 no_embed_class = n == tokens
         n_patches = n - (0 if no_embed_class else prefix)
-    return fields, n_patches, dict(no_embed_class=no_embed_class, variant=meta.get("variant"),
-                                   qkv_bias="blocks.0.attn.qkv.bias" in tensors)
+    return fields, n_patches, dict(no_embed_class=no_embed_class, variant=meta.get("variant"))
 
 
 _STEM = "patch_embed.backbone."
@@ -271,10 +271,8 @@ def port(porter, config, layout):
             porter.port(f"{src}{s}.weight", f"{dst}{k}/gamma")
             porter.port(f"{src}{s}.bias", f"{dst}{k}/beta")
         porter.port(f"{src}attn.qkv.weight", f"{dst}attention/qkv/kernel", t)
-        if layout["qkv_bias"]:
+        if config.qkv_bias:
             porter.port(f"{src}attn.qkv.bias", f"{dst}attention/qkv/bias")
-        else:  # qkv_bias=False: a zero bias computes the same
-            porter.set(f"{dst}attention/qkv/bias", np.zeros(3 * config.hidden_size, "float32"))
         if config.layer_scale_init_value is not None:
             porter.port(f"{src}ls1.gamma", f"{dst}layer_scale_1")
             porter.port(f"{src}ls2.gamma", f"{dst}layer_scale_2")

@@ -39,6 +39,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         attention_dropout_rate: float, dropout on the attention weights while
             training. Defaults to 0.0.
         use_bias: bool, biases in the projections. Defaults to True.
+        qkv_bias: bool or None, a bias on the q, k, v projection; None follows
+            `use_bias`. Defaults to None.
         relative_grid_size: None, or the (gh, gw) patch grid to learn a 2-D
             relative position bias over (the paper's "relative" ablation).
             Defaults to None.
@@ -68,6 +70,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         num_heads,
         attention_dropout_rate=0.0,
         use_bias=True,
+        qkv_bias=None,
         relative_grid_size=None,
         num_prefix_tokens=1,
         kernel_initializer="glorot_uniform",
@@ -79,6 +82,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             "attention_dropout_rate", attention_dropout_rate
         )
         self.use_bias = bool(use_bias)
+        self.qkv_bias = self.use_bias if qkv_bias is None else bool(qkv_bias)
         self.relative_grid_size = (
             None
             if relative_grid_size is None
@@ -99,14 +103,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 f"`num_heads`. Received: input_shape={tuple(input_shape)}"
             )
         self.head_dim = width // self.num_heads
-        dense = dict(
-            use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy,
-        )
-        self.qkv = keras.layers.Dense(3 * width, name="qkv", **dense)
+        dense = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+        self.qkv = keras.layers.Dense(3 * width, use_bias=self.qkv_bias, name="qkv", **dense)
         self.qkv.build(input_shape)
-        self.output_dense = keras.layers.Dense(width, name="output", **dense)
+        self.output_dense = keras.layers.Dense(width, use_bias=self.use_bias, name="output",
+                                               **dense)
         self.output_dense.build(input_shape)
         if self.relative_grid_size is not None:
             gh, gw = self.relative_grid_size
@@ -186,6 +187,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 "num_heads": self.num_heads,
                 "attention_dropout_rate": self.attention_dropout_rate,
                 "use_bias": self.use_bias,
+                "qkv_bias": self.qkv_bias,
                 "relative_grid_size": self.relative_grid_size,
                 "num_prefix_tokens": self.num_prefix_tokens,
                 "kernel_initializer": keras.initializers.serialize(

@@ -34,6 +34,8 @@ class TransformerBlock(keras.layers.Layer):
             scaled per channel by a learned gamma starting there before its
             residual sum (layer scale of CaiT / DeiT III, timm
             `init_values`). Defaults to None.
+        qkv_bias: bool, a bias on the q, k, v projection (timm's
+            `qkv_bias`). Defaults to True.
 
     Rematerialisation: a block created under `keras.RematScope` (any mode
     that selects it) is recomputed as a whole in the backward pass, with
@@ -73,6 +75,7 @@ class TransformerBlock(keras.layers.Layer):
         relative_grid_size=None,
         num_prefix_tokens=1,
         layer_scale_init_value=None,
+        qkv_bias=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -89,6 +92,7 @@ class TransformerBlock(keras.layers.Layer):
             None if relative_grid_size is None else tuple(relative_grid_size)
         )
         self.num_prefix_tokens = int(num_prefix_tokens)
+        self.qkv_bias = bool(qkv_bias)
         if layer_scale_init_value is not None and not layer_scale_init_value > 0:
             raise ArgumentError(
                 "Received an invalid value for argument `layer_scale_init_value`, "
@@ -112,6 +116,7 @@ class TransformerBlock(keras.layers.Layer):
             attention_dropout_rate=self.attention_dropout_rate,
             relative_grid_size=self.relative_grid_size,
             num_prefix_tokens=self.num_prefix_tokens,
+            qkv_bias=self.qkv_bias,
             dtype=policy,
             name="attention",
         )
@@ -207,6 +212,7 @@ class TransformerBlock(keras.layers.Layer):
                 "relative_grid_size": self.relative_grid_size,
                 "num_prefix_tokens": self.num_prefix_tokens,
                 "layer_scale_init_value": self.layer_scale_init_value,
+                "qkv_bias": self.qkv_bias,
             }
         )
         return config

@@ -63,6 +63,7 @@ class ViTConfig:
     num_register_tokens: int = 0  # timm `reg_tokens` (Darcet et al. 2023), after them
     fc_norm: bool = False  # final LayerNorm after pooling, not before (timm avg pool)
     layer_scale_init_value: Optional[float] = None  # DeiT III / CaiT layer scale gamma
+    qkv_bias: bool = True  # False: no bias on the q, k, v projections (timm qkv_bias=False)
     # Input (None, None, C): the grid is read from each image and the position
     # embeddings (made for image_size's grid) are resampled to it in the graph
     # with resample_method / resample_antialias.
@@ -84,7 +85,7 @@ class ViTConfig:
             )
         set_("layer_norm_epsilon", float(self.layer_norm_epsilon))
         for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing",
-                     "resample_antialias", "distillation_token", "distilled_head", "fc_norm",
+                     "resample_antialias", "distillation_token", "distilled_head", "fc_norm", "qkv_bias",
                      "dynamic_image_size"):
             if not isinstance(getattr(self, name), bool):
                 raise ArgumentError(

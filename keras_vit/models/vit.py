@@ -179,6 +179,7 @@ def _forward(images, config, policy):
             relative_grid_size=c.grid_size if c.position_embedding == "relative" else None,
             num_prefix_tokens=c.num_prefix_tokens,
             layer_scale_init_value=c.layer_scale_init_value,
+            qkv_bias=c.qkv_bias,
             dtype=policy,
             name=f"transformer_block_{i}",
         )(x)  # (B, T, D) = z_l
