@@ -48,7 +48,8 @@ def run(argv, data, description, default_steps, train_size):
         tiny.save(os.path.join(folder, "pretrained.keras"))  # stands in for a checkpoint
         kwargs.update(weights=os.path.join(folder, "pretrained.keras"), image_size=32,
                       epochs=1, batch_size=8, gradient_accumulation_steps=2,
-                      output_dir=os.path.join(folder, "run"), tensorboard=False, verbose=0)
+                      output_dir=os.path.join(folder, "run"), tensorboard=False, verbose=0,
+                      jit_compile=False)  # XLA's compile outweighs a smoke's few steps
         with tfds.testing.mock_data(num_examples=16):
             metrics = finetune(**kwargs)
     else:

@@ -55,7 +55,8 @@ def main(argv=None):
         import tensorflow_datasets as tfds
 
         kwargs.update(model=dict(SMOKE_MODEL), epochs=1, batch_size=8, warmup_epochs=0,
-                      output_dir=tempfile.mkdtemp(), tensorboard=False, verbose=0)
+                      output_dir=tempfile.mkdtemp(), tensorboard=False, verbose=0,
+                      jit_compile=False)  # XLA's compile outweighs a smoke's few steps
         with tfds.testing.mock_data(num_examples=16):
             metrics = train(**kwargs)
     else:

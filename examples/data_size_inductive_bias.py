@@ -92,7 +92,8 @@ def run_seed(seed, data, steps, smoke):
                               for k in range(10)])
         for name, build in builders.items():
             model = build()
-            seconds = _digits.fit(model, x[idx], y[idx], None, seed, steps=steps)
+            seconds = _digits.fit(model, x[idx], y[idx], None, seed, steps=steps,
+                                  run_eagerly=smoke)  # no tracing in a smoke
             scores[(name, fraction)] = _digits.accuracy(model, x_test, y_test)
             info[name] = (model.count_params(), seconds / steps * 1000)
             print(f"seed {seed} {int(fraction * 100):>3} % {name:>6}: "
