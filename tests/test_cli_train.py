@@ -2,16 +2,15 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 pytest.importorskip("tensorflow")
 
 from keras_vit.training.callbacks import read_history  # noqa: E402
+from tests.process_checks import kill_after_epochs  # noqa: E402
 
 TINY = ["--set", "num_layers=1", "--set", "hidden_size=16", "--set", "num_heads=2",
         "--set", "mlp_dim=32", "--jit-compile", "off"]
@@ -44,20 +43,8 @@ def test_sigkill_then_rerun_completes_each_epoch_once(tmp_path):
     args = ["train", "--epochs", "10", "--batch-size", "32", "--output-dir", str(tmp_path),
             "--no-tensorboard", *TINY]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.Popen([sys.executable, "-m", "keras_vit", *args], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = str(tmp_path / "history.csv")
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and process.poll() is None:
-            if len(read_history(history)) >= 2:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before it could be killed"
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
-    killed_at = len(read_history(history))
+    killed_at = kill_after_epochs([sys.executable, "-m", "keras_vit", *args], history, env=env)
     assert 2 <= killed_at < 10
     assert not (tmp_path / "model.keras").exists()
     out = _cli(*args)

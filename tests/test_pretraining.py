@@ -346,28 +346,14 @@ def test_cli_pretrain_keeps_its_run_folder_as_train_does(tmp_path, capsys):
 
 @pytest.mark.slow  # four fresh processes and a kill: ~2 minutes on a loaded 2-core machine
 def test_cli_pretrain_resumes_after_sigkill_extends_and_overwrites(tmp_path):
-    import signal
-    import time
-
     from keras_vit.training.callbacks import read_history
+    from tests.process_checks import kill_after_epochs
 
     run = str(tmp_path / "mpp")
     args = [sys.executable, "-m", "keras_vit", "pretrain", "--epochs", "8", "--output-dir",
             run, *_TINY_PRETRAIN[:-3], "--batch-size", "32", "--no-tensorboard"]
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
     history = os.path.join(run, "history.csv")
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and process.poll() is None:
-            if len(read_history(history)) >= 2:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before it could be killed"
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
-    killed_at = len(read_history(history))
+    killed_at = kill_after_epochs(args, history, cwd=ROOT)
     assert 2 <= killed_at < 8 and not os.path.exists(os.path.join(run, "model.keras"))
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
