@@ -33,6 +33,13 @@ JAX = {"KERAS_BACKEND": "jax"}
 # (id, file, pattern, replacement, tests, environment). Patterns are literal
 # text (several lines allowed); tests are pytest arguments (files, node ids, -k).
 MUTATIONS = [
+    ("tensorflow-log-level-only", "keras_vit/cli/common.py",
+     "        sys.meta_path.insert(0, _QuietTensorFlowImport())",
+     "        pass",
+     ["tests/test_user_paths.py::test_tensorflow_start_up_lines_only_with_verbose"], {}),
+    ("quiet-import-drops-everything", "keras_vit/cli/common.py",
+     "if not _TF_LOG_LINE.match(line)]", "if False]",
+     ["tests/test_user_paths.py::test_quiet_import_drops_only_tensorflow_log_lines"], {}),
     ("vtab-schedule-counts-micro-batches", "keras_vit/evaluation/vtab.py",
      "total_steps=steps * accumulation,\n"
      "                           warmup_steps=min(warmup_steps, steps - 1) * accumulation)",

@@ -1,8 +1,14 @@
 """What every command shares: the one-line error rule, the `--set` grammar, quiet start-up."""
 
+import contextlib
+import importlib.abc
+import importlib.util
 import json
 import os
+import re
 import shlex
+import sys
+import tempfile
 
 from keras_vit.errors import ArgumentError, KerasViTError
 
@@ -36,11 +42,72 @@ def add_overwrite_argument(parser):
                         "model, metrics, history, checkpoint and logs are deleted)")
 
 
+# A line of TensorFlow's C++ log (absl's format: `I0000 00:00:1796... 17960 port.cc:153] ...`)
+# or absl's notice that such lines go to stderr before its logging starts.
+_TF_LOG_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:[\d.]+\s+\d+ [\w./-]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called)")
+
+
 def quiet_tensorflow(verbose=False):
     """Hides TensorFlow's C++ start-up lines (oneDNN, cudart, CPU features) unless
-    `verbose`; must run before tensorflow is imported. A value the user set stands."""
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    `verbose`; must run before tensorflow is imported. A value the user set stands.
+
+    `TF_CPP_MIN_LOG_LEVEL` is not enough: TensorFlow 2.21 logs through absl before absl's
+    logging is set up, so its oneDNN notice (on by default on Intel CPUs with AVX-512, or
+    with `TF_ENABLE_ONEDNN_OPTS=1`) ignores the level. The first `import tensorflow`, by
+    whatever module, therefore runs with file descriptor 2 sent to a temporary file; the
+    lines in TensorFlow's C++ log format are dropped and everything else is written back.
+    `TF_CPP_MIN_LOG_LEVEL=0`, set by the user, keeps every line, as `--verbose` does.
+    """
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":  # the user asked for every line
+        return
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as the other finders do, and runs its module code under
+    `_without_tensorflow_log`; steps aside after that one import."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def quiet_exec_module(module):
+                with _without_tensorflow_log():
+                    exec_module(module)
+
+            spec.loader.exec_module = quiet_exec_module
+        return spec
+
+
+@contextlib.contextmanager
+def _without_tensorflow_log():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(True)
+                    if not _TF_LOG_LINE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def add_set_argument(parser, what="a ViTConfig field"):
