@@ -140,6 +140,7 @@ def _read(path, format, variant, image_size):
         meta = hf.read_meta(folder)
         tensors = hf.normalise_keys(safetensors_io.read(path))
         fields, n, layout = hf.infer_config(tensors, path, meta)
+        validate.check_recorded_fields(meta[0], fields, os.path.join(folder, "config.json"), path)
     else:
         raise ArgumentError(
             f"Received an invalid value for argument `format`, expected one of "
@@ -284,7 +285,10 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
     fields["include_top"] = bool(include_top)
 
     native_size = _native_image_size(fields, src.n_patches, overrides.get("image_size"), path)
-    native = ViTConfig.from_dict({**fields, "image_size": native_size})
+    try:
+        native = ViTConfig.from_dict({**fields, "image_size": native_size})
+    except ArgumentError as error:  # a value the file gave, not one the user typed
+        raise CheckpointError(f"{path} describes an invalid model: {error}") from error
     # Before anything is allocated: the shapes read must describe a model this file fills.
     validate.check_budget(validate.config_params(native), src.tensors, path)
     config = native.replace(**{k: v for k, v in overrides.items() if k not in _ARCHITECTURE})
@@ -298,6 +302,7 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
 
 def _from_keras_file(path, dtype, name, new_head, overrides):
     """A saved keras_vit model, through the same surgery (head, size, policy)."""
+    validate.check_keras_file(path)
     try:
         model = keras.models.load_model(path)
     except Exception as error:

@@ -91,7 +91,16 @@ class WeightPorter:
         """
         keys = (keys,) if isinstance(keys, str) else tuple(keys)
         arrays = [self.get(k) for k in keys]
-        value = transform(*arrays) if transform else arrays[0]
+        try:
+            value = transform(*arrays) if transform else arrays[0]
+        except (ValueError, IndexError) as error:  # a reshape/concat of the file's shapes
+            if isinstance(error, KerasViTError):
+                raise
+            shapes = ", ".join(f"`{k}` {tuple(a.shape)}" for k, a in zip(keys, arrays))
+            raise CheckpointError(
+                f"{self.source}: wrong shape for `{path}`: {shapes} cannot be "
+                f"arranged into the model's {tuple(self.variable(path).shape)}."
+            ) from error
         self.set(path, value, keys)
 
     def set(self, path, value, keys=("(computed)",)):

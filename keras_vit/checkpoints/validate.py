@@ -26,10 +26,12 @@ import zipfile
 import numpy as np
 
 from keras_vit.checkpoints.port import CheckpointError
+from keras_vit.models.config import ViTConfig
 
 # The largest official checkpoint (ViT-H/14, float32) is ~2.5 GB.
 MAX_CHECKPOINT_BYTES = 8 * 2**30
 MAX_NPZ_MEMBERS = 100_000
+MAX_KERAS_CONFIG_BYTES = 4 * 2**20
 # Parameters a checkpoint's shapes may imply beyond the numbers it holds: the
 # position table resampled to a size asked for and small bookkeeping.
 BUDGET_SLACK = 4096
@@ -214,3 +216,57 @@ def config_params(config):
 
 def _first_line(error):
     return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
+def check_keras_file(path):
+    """Checks a `.keras` file's ViTConfig before Keras builds it.
+
+    A `.keras` file's config.json is built as written: `num_layers` 10**9 hangs,
+    `image_size` 40000 allocates gigabytes. The config is validated as a user's
+    is (`ViTConfig.from_dict`) and the model it describes must fit the weights
+    the file holds (one byte per parameter at the least: int8-quantized).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {m.filename: m for m in archive.infolist()}
+            member = members.get("config.json")
+            if member is None:
+                return  # Keras' own loader reports it
+            if member.file_size > MAX_KERAS_CONFIG_BYTES:
+                raise CheckpointError(
+                    f"{path}: its config.json is {member.file_size} bytes; not a model config.")
+            config = json.loads(archive.read(member))
+            weights = sum(m.file_size for name, m in members.items() if name.endswith(".h5"))
+    except (zipfile.BadZipFile, ValueError, RecursionError, OSError, EOFError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        return  # not a readable zip: the caller's own check says so
+    inner = config.get("config") if isinstance(config, dict) else None
+    if (not isinstance(config, dict) or config.get("class_name") != "VisionTransformer"
+            or not isinstance(inner, dict) or not isinstance(inner.get("config"), dict)):
+        return
+    try:
+        vit = ViTConfig.from_dict(inner["config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: config.json field `config`: {str(error).splitlines()[0][:200]}") from error
+    params = config_params(vit)
+    if params > weights + BUDGET_SLACK:
+        raise CheckpointError(
+            f"{path}: its config.json describes a model of {params} parameters, but the "
+            f"file holds {weights} bytes of weights; the config is wrong.")
+
+
+# HF config.json fields the tensors also decide: config field -> ViTConfig field.
+HF_RECORDED = {"hidden_size": "hidden_size", "num_hidden_layers": "num_layers",
+               "intermediate_size": "mlp_dim", "patch_size": "patch_size",
+               "num_channels": "num_channels"}
+
+
+def check_recorded_fields(config, fields, path, tensors_path, recorded=HF_RECORDED):
+    """Refuses a config field that contradicts what the tensors say, naming both."""
+    for key, name in recorded.items():
+        if key in config and name in fields and config[key] != fields[name]:
+            raise CheckpointError(
+                f"{path}: field `{key}` is {config[key]!r}, but the tensors of "
+                f"{tensors_path} give {name}={fields[name]!r}.")

@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 
+from keras_vit.checkpoints.validate import check_keras_file
 from keras_vit.data.image_file import read_image
 from keras_vit.errors import ArgumentError, DataError, DataNotFound
 from keras_vit.utils import check_positive_int
@@ -41,15 +42,20 @@ def load_model(path):
         raise DataError(f"not a Keras model file: {path} (expected a .keras file)")
     try:
         with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > 4 * 2**20:
+                raise DataError(f"not a Keras model file: {path} (config.json over 4 MB)")
             json.loads(archive.read("config.json"))
             bad = archive.testzip()
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, RecursionError) as error:
+        if isinstance(error, DataError):
+            raise
         raise DataError(
             f"not a Keras model file: {path} (a .keras file is a zip with "
             f"config.json; {type(error).__name__}: {_one_line(error)})"
         ) from error
     if bad is not None:
         raise DataError(f"not a Keras model file: {path} (corrupt member {bad!r})")
+    check_keras_file(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001 - any failure is the file's fault here
