@@ -48,7 +48,9 @@ def check_images(paths, shown=5):
                     bad.append(f"{path} ({image.format}, not {'/'.join(DECODABLE_FORMATS)})")
                     continue
                 image.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        except UnidentifiedImageError:
+            bad.append(f"{path} (not an image format)")
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
             reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
             bad.append(f"{path} ({reason})")
     if bad:
