@@ -24,9 +24,9 @@ import os
 import keras
 import numpy as np
 
-from keras_vit.checkpoints import hf, npz, registry, safetensors_io, timm
+from keras_vit.checkpoints import hf, npz, registry, safetensors_io, timm, validate
 from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
-from keras_vit.errors import ArgumentError, DataNotFound
+from keras_vit.errors import ArgumentError, DataNotFound, KerasViTError
 from keras_vit.models.config import ViTConfig, field_names
 from keras_vit.models.variants import variant_config
 from keras_vit.models.vit import VisionTransformer
@@ -96,7 +96,24 @@ def detect_format(path):
 
 
 def read(path, format, variant=None, image_size=None):
-    """Reads a local checkpoint once: a `Source` (tensors, inferred fields, layout)."""
+    """Reads a local checkpoint once: a `Source` (tensors, inferred fields, layout).
+
+    Every tensor is checked (floating point, finite) before its shapes are read.
+    """
+    try:
+        return _read(path, format, variant, image_size)
+    except (KeyError, IndexError, ValueError) as error:
+        if isinstance(error, KerasViTError):
+            raise
+        # The readers index tensors and unpack shapes the file decides: a tensor
+        # missing (KeyError) or of another rank (IndexError, ValueError "unpack").
+        raise CheckpointError(
+            f"{path}: a tensor is missing or has the wrong rank for its layout "
+            f"({type(error).__name__}: {str(error)[:120]})."
+        ) from error
+
+
+def _read(path, format, variant, image_size):
     if format == "npz":
         if os.path.isdir(path):
             raise CheckpointError(f"{path} is a folder; the npz format is one file.")
@@ -106,9 +123,10 @@ def read(path, format, variant=None, image_size=None):
         if os.path.isdir(path):
             meta = timm.hub_meta(read_json(os.path.join(path, "config.json"), "timm config"),
                                  os.path.join(path, "config.json"))
-            path = os.path.join(path, "model.safetensors")
+            folder, path = path, os.path.join(path, "model.safetensors")
             if not os.path.exists(path):
                 raise CheckpointError(f"{path} is missing (only safetensors are read).")
+            validate.check_regular_file(path, folder)
         if image_size is not None and "image_size" not in meta:
             meta["image_size"] = image_size
         tensors = safetensors_io.read(path)
@@ -118,14 +136,17 @@ def read(path, format, variant=None, image_size=None):
         path = path if not os.path.isdir(path) else os.path.join(folder, "model.safetensors")
         if not os.path.exists(path):
             raise CheckpointError(f"{folder} has no model.safetensors (only safetensors are read).")
+        validate.check_regular_file(path, folder)
         meta = hf.read_meta(folder)
         tensors = hf.normalise_keys(safetensors_io.read(path))
         fields, n, layout = hf.infer_config(tensors, path, meta)
+        validate.check_recorded_fields(meta[0], fields, os.path.join(folder, "config.json"), path)
     else:
         raise ArgumentError(
             f"Received an invalid value for argument `format`, expected one of "
             f"{', '.join(FORMATS)}. Received: format={format!r}"
         )
+    validate.check_tensors(tensors, path)
     method, antialias = RESAMPLE[format]
     fields.setdefault("resample_method", method)
     fields.setdefault("resample_antialias", antialias)
@@ -264,7 +285,12 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
     fields["include_top"] = bool(include_top)
 
     native_size = _native_image_size(fields, src.n_patches, overrides.get("image_size"), path)
-    native = ViTConfig.from_dict({**fields, "image_size": native_size})
+    try:
+        native = ViTConfig.from_dict({**fields, "image_size": native_size})
+    except ArgumentError as error:  # a value the file gave, not one the user typed
+        raise CheckpointError(f"{path} describes an invalid model: {error}") from error
+    # Before anything is allocated: the shapes read must describe a model this file fills.
+    validate.check_budget(validate.config_params(native), src.tensors, path)
     config = native.replace(**{k: v for k, v in overrides.items() if k not in _ARCHITECTURE})
     model = VisionTransformer(config, dtype=dtype, name=name or "vit")
     porter = WeightPorter(model, src.tensors, source=path, new_layers=new_layers,
@@ -276,6 +302,7 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
 
 def _from_keras_file(path, dtype, name, new_head, overrides):
     """A saved keras_vit model, through the same surgery (head, size, policy)."""
+    validate.check_keras_file(path)
     try:
         model = keras.models.load_model(path)
     except Exception as error:

@@ -28,6 +28,7 @@ import re
 import numpy as np
 
 from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top, read_json
+from keras_vit.checkpoints.validate import HF_CONFIG_FIELDS, HF_PREPROCESSOR_FIELDS, check_fields
 
 MODEL_TYPES = ("vit", "deit")
 _DEFAULT_NORMALIZATION = {"vit": ((0.5,), (0.5,)),
@@ -67,18 +68,21 @@ def read_meta(folder):
     if not os.path.exists(config_path):
         raise CheckpointError(f"{folder} has no config.json (an HF ViT folder needs one).")
     config = read_json(config_path, "HF config")
+    check_fields(config, HF_CONFIG_FIELDS, config_path)
     # The image processors' defaults where no preprocessor_config.json says.
     mean, std = _DEFAULT_NORMALIZATION.get(config.get("model_type"), ((0.5,), (0.5,)))
     pre = os.path.join(folder, "preprocessor_config.json")
     if os.path.exists(pre):
         p = read_json(pre, "HF preprocessor config")
+        check_fields(p, HF_PREPROCESSOR_FIELDS, pre)
         if p.get("do_rescale", True) and abs(p.get("rescale_factor", 1 / 255) - 1 / 255) > 1e-12:
             raise CheckpointError(
                 f"{pre}: rescale_factor {p['rescale_factor']} is not 1/255; only "
                 "[0, 255] pixels rescaled to [0, 1] are supported."
             )
         if p.get("do_normalize", True):
-            mean, std = tuple(p.get("image_mean", mean)), tuple(p.get("image_std", std))
+            mean, std = (tuple(np.ravel(p.get("image_mean", mean)).tolist()),
+                         tuple(np.ravel(p.get("image_std", std)).tolist()))
         else:
             mean, std = (0.0,), (1.0,)
     return config, (mean, std)

@@ -22,6 +22,7 @@ import zipfile
 import numpy as np
 
 from keras_vit.checkpoints.port import CheckpointError, port_top
+from keras_vit.checkpoints.validate import check_npz
 
 PREFIXES = ("opt/target/", "params/img/", "params/", "")
 
@@ -33,8 +34,11 @@ def read(path):
             f"{path} is not an .npz file (not a zip archive; truncated, or another format?)."
         )
     try:
+        check_npz(path)  # sizes and dtypes, before anything is decompressed
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
+    except CheckpointError:
+        raise
     except ValueError as error:
         if "pickle" in str(error):
             raise CheckpointError(

@@ -9,6 +9,7 @@ The helpers every converter shares sit here too.
 """
 
 import json
+import os
 
 import numpy as np
 
@@ -90,7 +91,16 @@ class WeightPorter:
         """
         keys = (keys,) if isinstance(keys, str) else tuple(keys)
         arrays = [self.get(k) for k in keys]
-        value = transform(*arrays) if transform else arrays[0]
+        try:
+            value = transform(*arrays) if transform else arrays[0]
+        except (ValueError, IndexError) as error:  # a reshape/concat of the file's shapes
+            if isinstance(error, KerasViTError):
+                raise
+            shapes = ", ".join(f"`{k}` {tuple(a.shape)}" for k, a in zip(keys, arrays))
+            raise CheckpointError(
+                f"{self.source}: wrong shape for `{path}`: {shapes} cannot be "
+                f"arranged into the model's {tuple(self.variable(path).shape)}."
+            ) from error
         self.set(path, value, keys)
 
     def set(self, path, value, keys=("(computed)",)):
@@ -129,13 +139,30 @@ class WeightPorter:
             )
 
 
-def read_json(path, what):
-    """A JSON file as a dict, or one line naming the file."""
+# A config.json is a few kB; 4 MB is generous (a link to /dev/zero must not fill memory).
+MAX_JSON_BYTES = 4 * 2**20
+
+
+def read_json(path, what, max_bytes=MAX_JSON_BYTES):
+    """A JSON object read from `path` (at most `max_bytes`, not a link out of its
+    folder), or one line naming the file."""
+    real, folder = os.path.realpath(path), os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    if os.path.commonpath([real, folder]) != folder or not os.path.isfile(real):
+        raise CheckpointError(
+            f"{path} ({what}) is not a regular file in its folder (it leads to {real}).")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise CheckpointError(f"{path} ({what}) is over {max_bytes} bytes; not a config file.")
     try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({what}): {error}") from error
+        value = json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(
+            f"{path} is not valid JSON ({what}): {str(error)[:200]}") from error
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{path} ({what}) should hold a JSON object; it holds a {type(value).__name__}.")
+    return value
 
 
 def port_top(porter, config, pre_logits, head, transpose, dist_head=None):

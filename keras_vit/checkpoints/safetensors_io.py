@@ -5,6 +5,7 @@ import os
 import struct
 
 from keras_vit.checkpoints.port import CheckpointError
+from keras_vit.checkpoints.validate import check_safetensors_header
 
 
 def read(path):
@@ -25,14 +26,18 @@ def read(path):
             )
         try:
             header = json.loads(f.read(n))
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise CheckpointError(f"{path} is not a .safetensors file (unreadable header).") from error
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-    if ends and 8 + n + max(ends) > size:
-        raise CheckpointError(
-            f"{path} is truncated: its header describes {8 + n + max(ends)} bytes, "
-            f"the file has {size}."
-        )
+    if isinstance(header, dict):
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"
+                and isinstance(v, dict) and isinstance(v.get("data_offsets"), list)
+                and len(v["data_offsets"]) == 2 and type(v["data_offsets"][1]) is int]
+        if ends and 8 + n + max(ends) > size:
+            raise CheckpointError(
+                f"{path} is truncated: its header describes {8 + n + max(ends)} bytes, "
+                f"the file has {size}."
+            )
+    check_safetensors_header(header, path, size - 8 - n)
     try:
         return load_file(path)
     except (SafetensorError, ValueError, TypeError, OSError) as error:
@@ -46,6 +51,7 @@ def keys(path):
             n = struct.unpack("<Q", f.read(8))[0]
             if n > 100 * 2**20:
                 return None
-            return [k for k in json.loads(f.read(n)) if k != "__metadata__"]
-    except (OSError, ValueError, struct.error, UnicodeDecodeError):
+            header = json.loads(f.read(n))
+            return [k for k in header if k != "__metadata__"] if isinstance(header, dict) else None
+    except (OSError, ValueError, RecursionError, struct.error, UnicodeDecodeError):
         return None

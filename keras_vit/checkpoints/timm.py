@@ -18,6 +18,8 @@ import re
 import numpy as np
 
 from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top
+from keras_vit.checkpoints.validate import (
+    TIMM_CONFIG_FIELDS, TIMM_PRETRAINED_CFG_FIELDS, check_fields)
 from keras_vit.models.variants import variant_config
 from keras_vit.utils import to_hw
 
@@ -50,6 +52,8 @@ def hub_meta(cfg, source):
     (mean, std) and every `model_args` entry; an argument whose effect this
     model cannot reproduce is refused by name.
     """
+    check_fields(cfg, TIMM_CONFIG_FIELDS, source)
+    check_fields(cfg.get("pretrained_cfg") or {}, TIMM_PRETRAINED_CFG_FIELDS, source)
     args = dict(cfg.get("model_args") or {})
     unknown = sorted(set(args) - set(_ARGS))
     if unknown:

@@ -14,7 +14,7 @@ def add_export(sub):
         "(tf.saved_model, onnxruntime, the TFLite interpreter) on a batch of images and "
         "prints the max |difference| from the Keras model's logits; fails when it "
         "exceeds the tolerance (1e-4 of the logits' scale, 1e-3 for TFLite). "
-        "ONNX needs `pip install keras-vit[export]`.",
+        "ONNX needs `pip install '.[export]'` from the checkout.",
     )
     p.add_argument("model", metavar="MODEL", help="a .keras model file")
     p.add_argument("--format", required=True, choices=FORMATS)

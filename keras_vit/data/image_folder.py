@@ -3,6 +3,8 @@
 import collections
 import os
 
+from PIL import Image, UnidentifiedImageError
+
 from keras_vit.errors import ArgumentError, DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -16,15 +18,56 @@ def is_image_folder(path):
     return isinstance(path, (str, os.PathLike)) and os.path.isdir(path)
 
 
-def _image_files(path, most):
+def _image_files(path, most=None):
     found = []
     for root, dirs, files in os.walk(path):
         dirs.sort()
         found.extend(os.path.join(root, f) for f in sorted(files)
                      if f.lower().endswith(IMAGE_EXTENSIONS))
-        if len(found) >= most:
+        if most is not None and len(found) >= most:
             break
     return found[:most]
+
+
+# What TensorFlow's decode_image (the folder pipeline) reads, as PIL names them.
+DECODABLE_FORMATS = ("BMP", "GIF", "JPEG", "PNG")
+
+
+def check_images(paths, shown=5):
+    """Refuses, in one line naming them, files the pipeline could not decode.
+
+    Each file's header is read and its format checked, and PNG's chunk checksums
+    verified (a truncated PNG), before training starts: a bad file found by the
+    pipeline stops epoch 1 with a TensorFlow traceback that names no file.
+    """
+    bad = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                if image.format not in DECODABLE_FORMATS:
+                    bad.append(f"{path} ({image.format}, not {'/'.join(DECODABLE_FORMATS)})")
+                    continue
+                image.verify()
+        except UnidentifiedImageError:
+            bad.append(f"{path} (not an image format)")
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
+            bad.append(f"{path} ({reason})")
+    if bad:
+        more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise DataError(
+            f"{len(bad)} file(s) in the image folder cannot be read as images (remove or "
+            f"re-save them): {'; '.join(bad[:shown])}{more}")
+
+
+def _check_classes(directory, classes):
+    """Refuses a folder of fewer than two classes (often `--data` one level too deep)."""
+    if len(classes) < 2:
+        found = ", ".join(classes) or "none"
+        raise DataError(
+            f"the folder {directory} has {len(classes)} class sub-folder(s) ({found}); "
+            "a classifier needs at least two (one sub-folder of images per class: is "
+            "the folder one level too deep?).")
 
 
 def image_folder_shape(path, sample=32):
@@ -35,13 +78,13 @@ def image_folder_shape(path, sample=32):
     path = os.fspath(path)
     if not any(os.path.isdir(os.path.join(path, d)) for d in os.listdir(path)):
         raise DataError(
-            f"Received an invalid value for argument `name`: the folder {path} "
-            "has no class sub-folders (expected one sub-folder of images per class).")
+            f"the folder {path} has no class sub-folders (expected one sub-folder of "
+            "images per class).")
     files = _image_files(path, sample)
     if not files:
         raise DataError(
-            f"Received an invalid value for argument `data`: the folder {path} holds no "
-            f"images ({', '.join(IMAGE_EXTENSIONS)}).")
+            f"the folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+    check_images(files)
     shapes = collections.Counter(
         tuple(int(d) for d in tf.io.decode_image(tf.io.read_file(f), expand_animations=False).shape)
         for f in files)
@@ -80,10 +123,12 @@ def load_image_folder(path, split="train", image_size=(224, 224), num_channels=3
         if os.path.isdir(os.path.join(directory, d)) and d not in ("train", "test", "validation")
     )
     if not classes:
-        raise ArgumentError(
-            f"Received an invalid value for argument `name`: the folder {directory} "
-            "has no class sub-folders (expected one sub-folder of images per class)."
+        raise DataError(
+            f"the folder {directory} has no class sub-folders (expected one sub-folder "
+            "of images per class)."
         )
+    _check_classes(directory, classes)
+    check_images(_image_files(directory))
     dataset = keras.utils.image_dataset_from_directory(
         directory,
         labels="inferred",

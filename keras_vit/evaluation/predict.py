@@ -6,6 +6,8 @@ import zipfile
 
 import numpy as np
 
+from keras_vit.checkpoints.validate import check_keras_file
+from keras_vit.data.image_file import read_image
 from keras_vit.errors import ArgumentError, DataError, DataNotFound
 from keras_vit.utils import check_positive_int
 
@@ -40,15 +42,20 @@ def load_model(path):
         raise DataError(f"not a Keras model file: {path} (expected a .keras file)")
     try:
         with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > 4 * 2**20:
+                raise DataError(f"not a Keras model file: {path} (config.json over 4 MB)")
             json.loads(archive.read("config.json"))
             bad = archive.testzip()
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, RecursionError) as error:
+        if isinstance(error, DataError):
+            raise
         raise DataError(
             f"not a Keras model file: {path} (a .keras file is a zip with "
             f"config.json; {type(error).__name__}: {_one_line(error)})"
         ) from error
     if bad is not None:
         raise DataError(f"not a Keras model file: {path} (corrupt member {bad!r})")
+    check_keras_file(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001 - any failure is the file's fault here
@@ -65,21 +72,20 @@ def load_images(paths, image_size, num_channels):
     """Reads PNG/JPEG files into a (B, H, W, C) float32 array of [0, 255] pixels.
 
     Each image is converted to the model's channels (1: grayscale "L",
-    3: "RGB") and resized to (H, W) with bilinear interpolation.
+    3: "RGB") and resized to (H, W) with bilinear interpolation; transparency
+    is composited onto white, 16-bit images scaled, EXIF orientation applied
+    (`keras_vit.data.image_file.read_image`).
 
     Raises:
         FileNotFoundError: a path does not exist.
         ValueError: a file is not an image, or `num_channels` is not 1 or 3.
     """
-    from PIL import Image, UnidentifiedImageError
-
     height, width = image_size
     if num_channels not in (1, 3):
         raise ArgumentError(
             "Received an invalid value for argument `num_channels`, expected 1 "
             f"(grayscale) or 3 (RGB) to read images for. Received: num_channels={num_channels}"
         )
-    mode = "L" if num_channels == 1 else "RGB"
     arrays = []
     for path in paths:
         path = pathlib.Path(path)
@@ -87,15 +93,7 @@ def load_images(paths, image_size, num_channels):
             raise DataError(f"not an image: {path} is a directory")
         if not path.is_file():
             raise DataNotFound(f"image file not found: {path}")
-        try:
-            with Image.open(path) as image:
-                image = image.convert(mode).resize((width, height), Image.BILINEAR)
-                array = np.asarray(image, dtype=np.float32)
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise DataError(
-                f"not an image: {path} (expected PNG or JPEG; "
-                f"{type(error).__name__}: {_one_line(error)})"
-            ) from error
+        array = read_image(path, num_channels, (height, width))
         arrays.append(array.reshape(height, width, num_channels))
     return np.stack(arrays)
 

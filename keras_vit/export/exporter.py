@@ -9,7 +9,7 @@ model, so an exported artefact takes [0, 255] pixels as the model does.
 Runtimes: `tf.saved_model.load` for SavedModel, `onnxruntime` for ONNX, the
 TFLite interpreter (`ai_edge_litert` where installed, else `tf.lite`) for
 TFLite. Keras' ONNX export on TensorFlow needs `tf2onnx` and `onnx`; these
-are the `export` extra (`pip install keras-vit[export]`), not requirements.
+are the `export` extra (`pip install ".[export]"`), not requirements.
 """
 
 import importlib.util
@@ -106,7 +106,7 @@ def export_model(model, output, format="saved_model", verify=True, images=None,
     if missing:
         raise ArgumentError(
             f"Exporting to {format} needs {', '.join(missing)}, which is not installed; "
-            f"`pip install keras-vit[export]` installs it."
+            f"`pip install '.[export]'` (from the checkout; the PyPI keras-vit is another project) installs it."
         )
     if os.path.exists(output):
         if not overwrite:

@@ -1,0 +1,117 @@
+"""A user's own files (issue 23), each walked in a fresh `python -m keras_vit` process.
+
+Broken images and one-class folders refused in one line naming them, an RGBA drawing on
+a transparent canvas read as a drawing, 16-bit and EXIF-rotated images read as they look.
+"""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.test_user_paths import TINY, _cli, _digit_folder
+
+# TensorFlow's own start-up lines (its C++ logging, quieted elsewhere), not ours.
+TF_LOG = ("WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ")
+
+
+def _one_error_line(out):
+    """The one line a refusal prints (TensorFlow's start-up log aside), no traceback."""
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    lines = [l for l in out.stderr.splitlines() if l.strip() and not l.startswith(TF_LOG)]
+    assert len(lines) == 1, out.stderr[-3000:]
+    return lines[0]
+
+
+def test_a_folder_with_unreadable_images_is_refused_naming_them(tmp_path):
+    data = _digit_folder(tmp_path / "digits", per_class=4, classes=("a", "b"), size=16)
+    good = (data / "a" / "0.png").read_bytes()
+    (data / "a" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (data / "b" / "notes.png").write_text("shopping list\n")
+    out = _cli("train", "--data", str(data), "--epochs", "1", "--output-dir",
+               str(tmp_path / "run"), *TINY)
+    line = _one_error_line(out)
+    assert "truncated.png" in line and "notes.png" in line and "2 file(s)" in line, line
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_folder_of_one_class_is_refused_showing_its_sub_folders(tmp_path):
+    data = _digit_folder(tmp_path / "digits", per_class=4, classes=("seven",), size=16)
+    out = _cli("train", "--data", str(data), "--epochs", "1", "--output-dir",
+               str(tmp_path / "run"), *TINY)
+    line = _one_error_line(out)
+    assert "1 class sub-folder(s) (seven)" in line and "one level too deep" in line, line
+
+
+def _seven_drawing():
+    """A 7 from scikit-learn's digits drawn as black ink on a transparent canvas
+    (what paint apps save): RGB all 0, alpha the stroke."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    seven = digits.images[digits.target == 7][0] / 16
+    alpha = np.kron(seven, np.ones((8, 8)))  # 64 x 64
+    return np.dstack([np.zeros((64, 64, 3)), alpha * 255]).astype(np.uint8)
+
+
+def test_an_rgba_drawing_on_a_transparent_canvas_is_read_as_drawn(tmp_path):
+    path = tmp_path / "seven.png"
+    Image.fromarray(_seven_drawing(), "RGBA").save(path)
+    out = _cli("predict", "--model", "weights/digits/model.keras", str(path), "--top", "1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"{path}: 7 (" in out.stdout, out.stdout  # was "3" (0.63): read as all black
+
+
+# In-process checks of the one image reader every command uses (numbers, not shapes).
+
+def test_image_reader_scales_16_bit_composites_alpha_and_applies_exif(tmp_path):
+    from keras_vit.evaluation import load_images
+
+    deep = np.zeros((6, 10), np.uint16)
+    deep[1, 7] = 30000  # one pixel among many, off the diagonal
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    read = load_images([tmp_path / "deep.png"], (6, 10), 1)[0, ..., 0]
+    expected = np.zeros((6, 10))
+    expected[1, 7] = round(30000 / 65535 * 255)  # 117, not clipped to 255
+    np.testing.assert_array_equal(read, expected)
+
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[2, 5] = (10, 20, 30, 255)  # one opaque pixel; the rest transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    read = load_images([tmp_path / "rgba.png"], (4, 6), 3)[0]
+    expected = np.full((4, 6, 3), 255.0)
+    expected[2, 5] = (10, 20, 30)
+    np.testing.assert_array_equal(read, expected)
+
+    marked = np.zeros((4, 6), np.uint8)
+    marked[0, 5] = 255  # top right
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    Image.fromarray(marked).save(tmp_path / "turned.png", exif=exif)
+    read = load_images([tmp_path / "turned.png"], (6, 4), 1)[0, ..., 0]
+    assert read.shape == (6, 4) and read[5, 3] == 255 and read.sum() == 255  # bottom right
+
+
+@pytest.mark.parametrize("kind", ["bomb", "ztxt", "lab"])
+def test_hostile_images_are_one_line_or_read(tmp_path, kind):
+    from PIL import PngImagePlugin
+
+    from keras_vit.errors import DataError
+    from keras_vit.evaluation import load_images
+
+    path = tmp_path / f"{kind}.png"
+    if kind == "bomb":
+        Image.new("1", (15000, 15000)).save(path)
+    elif kind == "ztxt":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("comment", "x" * (2 * 2**20), zip=True)
+        Image.new("L", (4, 4)).save(path, pnginfo=info)
+    else:
+        path = tmp_path / "lab.tif"
+        Image.new("RGB", (4, 4), (200, 10, 10)).convert("LAB").save(path)
+    try:
+        pixels = load_images([path], (4, 4), 3)
+    except DataError as error:
+        assert str(path) in str(error) and "\n" not in str(error)
+    else:
+        assert kind == "lab" and np.isfinite(pixels).all() and pixels.max() <= 255
