@@ -160,3 +160,32 @@ def test_vtab_missing_data_is_skipped_with_what_to_download(tiny_weights, tmp_pa
     assert str(tmp_path / "empty") in summary["skipped"]["dtd"]
     assert summary["mean"] is None and len(lines) == 2
     assert not os.listdir(tmp_path / "out" / "tasks")  # a skipped task is retried next time
+
+
+def test_vtab_schedule_counts_updates_not_micro_batches(tiny_weights, monkeypatch):
+    # 4 updates of 2 micro-batches each: every update must get the rate of its place
+    # on a cosine over the 4 updates (on today's Keras the schedule moves every
+    # micro-batch; a schedule over 4 steps gave the last two updates a rate of 0).
+    import keras
+
+    rates, fit = [], keras.Model.fit
+
+    class Rates(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    def recording_fit(self, *args, callbacks=None, **kwargs):
+        return fit(self, *args, callbacks=[*(callbacks or []), Rates()], **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    steps, accumulation, rate = 4, 2, 0.01
+    with tfds.testing.mock_data(num_examples=10):
+        keras_vit.evaluation.finetune_vtab_task(
+            tiny_weights, "cifar100", steps=steps, batch_size=4, learning_rate=rate,
+            image_size=None, gradient_accumulation_steps=accumulation, eval_batch_size=8)
+    assert len(rates) == steps * accumulation
+    applied = rates[accumulation - 1::accumulation]  # the micro-batch that applies the update
+    # Update u is applied after u + (accumulation - 1) / accumulation updates' worth.
+    done = np.arange(steps) + (accumulation - 1) / accumulation
+    expected = 0.5 * rate * (1 + np.cos(np.pi * done / steps))
+    np.testing.assert_allclose(applied, expected, rtol=1e-4)

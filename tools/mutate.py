@@ -33,6 +33,12 @@ JAX = {"KERAS_BACKEND": "jax"}
 # (id, file, pattern, replacement, tests, environment). Patterns are literal
 # text (several lines allowed); tests are pytest arguments (files, node ids, -k).
 MUTATIONS = [
+    ("vtab-schedule-counts-micro-batches", "keras_vit/evaluation/vtab.py",
+     "total_steps=steps * accumulation,\n"
+     "                           warmup_steps=min(warmup_steps, steps - 1) * accumulation)",
+     "total_steps=steps,\n"
+     "                           warmup_steps=min(warmup_steps, steps - 1))",
+     ["tests/test_vtab.py::test_vtab_schedule_counts_updates_not_micro_batches"], {}),
     ("encoder-norm-epsilon", "keras_vit/models/vit.py",
      'epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"',
      'epsilon=1e-5, dtype=policy, name="encoder_norm"',

@@ -245,8 +245,11 @@ def finetune_vtab_task(weights, task, data_dir=None, steps=2500, batch_size=512,
     micro = batch_size // accumulation
     train = load_vtab_split(task, "train800val200", hw, micro, data_dir, shuffle=True,
                             seed=seed, repeat=True)
-    schedule = WarmupDecay(learning_rate, total_steps=steps,
-                           warmup_steps=min(warmup_steps, steps - 1))
+    # Keras advances a schedule once per micro-batch (`optimizer.iterations`), and an
+    # update is applied every `accumulation` of them: the schedule spans all the
+    # micro-batches, so `steps` updates follow warmup + cosine from start to end.
+    schedule = WarmupDecay(learning_rate, total_steps=steps * accumulation,
+                           warmup_steps=min(warmup_steps, steps - 1) * accumulation)
     model.compile(
         optimizer=finetuning_optimizer(
             schedule, momentum=VTAB_SETTING["momentum"],
