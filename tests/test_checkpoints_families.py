@@ -414,3 +414,60 @@ def test_no_function_local_imports_of_keras_vit_in_the_pipeline():
                 for node in ast.walk(fn):
                     if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_vit"):
                         raise AssertionError(f"{file}: {fn.name} imports {node.module} locally")
+
+
+# What a file does not record is a default the user may override, said in one line.
+
+def test_npz_records_no_gelu_form():
+    """timm reads the original files with the exact GELU: so may the user."""
+    default = keras_vit.convert_checkpoint(NPZ)
+    assert default.config.gelu_approximate
+    with pytest.warns(UserWarning, match="does not record gelu_approximate"):
+        exact = keras_vit.convert_checkpoint(NPZ, gelu_approximate=False)
+    assert not exact.config.gelu_approximate
+    assert_matches(exact, "original_exact_gelu_32x32")
+    with pytest.raises(AssertionError, match="scale"):
+        assert_matches(default, "original_exact_gelu_32x32")
+
+
+def test_cli_convert_npz_with_exact_gelu(tmp_path, capfd):
+    from keras_vit.cli import main
+
+    out = tmp_path / "m.keras"
+    assert main(["convert", NPZ, "--output", str(out), "--set", "gelu_approximate=false"]) == 0
+    assert not keras.models.load_model(out).config.gelu_approximate
+
+
+def test_timm_state_dict_of_a_gelu_tanh_model():
+    """timm_hub_avg's model.safetensors alone: act_layer="gelu_tanh" is the user's to say."""
+    kw = dict(num_heads=2, image_size=(32, 40), pooling="gap")
+    with pytest.warns(UserWarning, match="does not record gelu_approximate"):
+        model = keras_vit.convert_checkpoint(path("timm_hub_avg/model.safetensors"),
+                                             gelu_approximate=True, **kw)
+    assert_matches(model, "timm_hub_avg_32x40")
+
+
+def test_bare_timm_state_dict_says_which_normalisation():
+    with pytest.warns(UserWarning, match=r"records no normalisation; assumed x / 127.5 - 1.*"
+                                         r"--set normalization_mean=0.485,0.456,0.406"):
+        keras_vit.convert_checkpoint(path("timm_qk_norm.safetensors"), num_heads=2)
+    import warnings
+
+    with warnings.catch_warnings():  # said by the user, or by a hub folder: no note
+        warnings.simplefilter("error")
+        keras_vit.convert_checkpoint(path("timm_qk_norm.safetensors"), num_heads=2,
+                                     normalization_mean=(0.5,), normalization_std=(0.5,))
+        keras_vit.convert_checkpoint(path("timm_hub_deit3"))
+
+
+def test_hf_vitmodel_every_token_drops_the_pooler():
+    with pytest.warns(UserWarning, match="pooling=None gives every token.*dropped"):
+        tokens = keras_vit.convert_checkpoint(path("hf_vitmodel"), pooling=None)
+    assert tokens.config.representation_size is None and tokens.config.pooling is None
+    pooled = keras_vit.convert_checkpoint(path("hf_vitmodel"))
+    x = REF["pixels_32x32"].astype("float32")
+    t = np.asarray(tokens(x))
+    assert t.shape == (2, 17, 24)
+    # The pooler is Dense + tanh on the class token: the tokens' first row, through it.
+    dense = pooled.get_layer("pre_logits")
+    np.testing.assert_allclose(np.asarray(dense(t[:, 0])), REF["hf_vitmodel_32x32"], atol=1e-4)

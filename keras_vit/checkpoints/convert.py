@@ -284,6 +284,14 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
         fields["num_classes"] = wanted
         fields["head_bias"] = True  # a new classifier, even after CLIP's bias-free projection
     fields["include_top"] = bool(include_top)
+    if "pooling" in overrides and overrides["pooling"] is None and fields.get(
+            "representation_size") is not None:
+        # Every token asked for: the pre-logits Dense (HF ViTModel's pooler) reads only
+        # the pooled token, so it has nothing to act on.
+        warnings.warn(
+            f"{path}: pooling=None gives every token; its pre-logits layer (HF's pooler, "
+            "`pre_logits`) acts on the pooled token only and is dropped.", stacklevel=3)
+        fields.pop("representation_size")
 
     native_size = _native_image_size(fields, src.n_patches, overrides.get("image_size"), path)
     native = ViTConfig.from_dict({**fields, "image_size": native_size})
