@@ -48,6 +48,7 @@ def replace_head(model, num_classes, keep_pre_logits=False):
     config = config.replace(
         num_classes=num_classes,
         include_top=True,
+        head_bias=True,  # a classifier, even in place of CLIP's bias-free projection
         pooling=config.pooling or ("token" if config.class_token else "gap"),
         representation_size=config.representation_size if keep else None,
     )

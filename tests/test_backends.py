@@ -61,6 +61,7 @@ def test_saved_model_loads_and_trains_under_other_backends(backend, tmp_path, rn
         image_size=(16, 24), patch_size=8, num_channels=3, hidden_size=32, num_layers=2,
         num_heads=4, mlp_dim=48, num_classes=3, representation_size=8,
         position_embedding="relative", pooling="gap",  # gap: every token reaches the loss
+        qk_norm=True, pre_norm=True, quick_gelu=True, head_bias=False,  # CLIP, qk_norm options
     )
     model = keras_vit.ViT(config)
     for w in model.weights:

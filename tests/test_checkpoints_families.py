@@ -89,10 +89,11 @@ def test_timm_hub_folder_reads_model_args():
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(model_args={"qk_norm": True}), "qk_norm"),
+    (dict(model_args={"qk_norm": True}), "qk_norm=True disagrees.*q_norm.*missing"),
+    (dict(model_args={"pre_norm": True}), "pre_norm=True disagrees.*norm_pre.*missing"),
     (dict(model_args={"global_pool": "avgmax"}), "global_pool='avgmax'"),
     (dict(model_args={"global_pool": "map"}), "attn_pool.latent"),  # said, but no tensors
-    (dict(model_args={"act_layer": "quick_gelu"}), "act_layer='quick_gelu'"),
+    (dict(model_args={"act_layer": "swiglu"}), "act_layer='swiglu'"),
     (dict(model_args={"block_fn": "ParallelBlock"}), "block_fn"),
     (dict(model_args={"depth": 3}), "depth=3"),
 ])
@@ -151,6 +152,97 @@ def test_hf_deit_folders(name):
     assert model.config.distillation_token
     assert model.config.distilled_head == (name == "hf_deit_teacher")
     assert_matches(model, f"{name}_32x32")
+
+
+# qk_norm, DeiT III and CLIP image towers.
+
+HALF = dict(normalization_mean=(0.5,), normalization_std=(0.5,))  # the references' inputs
+
+
+def test_timm_qk_norm():
+    model = keras_vit.convert_checkpoint(path("timm_qk_norm.safetensors"), num_heads=2)
+    assert model.config.qk_norm
+    norm = model.get_layer("transformer_block_1").attention.key_norm
+    assert tuple(norm.gamma.shape) == (12,)  # over each head's 24 / 2 channels
+    assert_matches(model, "timm_qk_norm_32x32")
+
+
+def test_timm_deit3_hub_folder():
+    """deit3_*: layer scale and no_embed_class come from the builder, not model_args."""
+    model = keras_vit.convert_checkpoint(path("timm_hub_deit3"), **HALF)
+    assert model.config.layer_scale_init_value is not None
+    assert not model.config.distillation_token
+    assert_matches(model, "timm_hub_deit3_32x32")
+
+
+def test_timm_clip_state_dict_needs_quick_gelu_said():
+    """A bare state dict records no activation: QuickGELU is the user's to say."""
+    with pytest.warns(UserWarning, match="does not record quick_gelu; using quick_gelu=True"):
+        model = keras_vit.convert_checkpoint(path("timm_clip.safetensors"), num_heads=2,
+                                             quick_gelu=True)
+    c = model.config
+    assert c.pre_norm and c.quick_gelu and c.layer_norm_epsilon == 1e-5
+    assert [w.path for w in model.get_layer("patch_embedding").weights] == [
+        "patch_embedding/kernel"]  # CLIP's patch embedding has no bias
+    assert_matches(model, "timm_clip_32x32")
+    exact = keras_vit.convert_checkpoint(path("timm_clip.safetensors"), num_heads=2)
+    with pytest.raises(AssertionError, match="scale"):
+        assert_matches(exact, "timm_clip_32x32")
+
+
+def test_timm_clip_hub_folder():
+    """vit_*_clip_quickgelu_*: QuickGELU and eps 1e-5 from the architecture's name."""
+    model = keras_vit.convert_checkpoint(path("timm_hub_clip"), **HALF)
+    c = model.config
+    assert c.pre_norm and c.quick_gelu and c.layer_norm_epsilon == 1e-5
+    assert_matches(model, "timm_hub_clip_32x32")
+    cfg = json.load(open(path("timm_hub_clip/config.json")))["pretrained_cfg"]
+    c = keras_vit.convert_checkpoint(path("timm_hub_clip")).config  # OpenAI's mean / std
+    assert (c.normalization_mean, c.normalization_std) == (tuple(cfg["mean"]), tuple(cfg["std"]))
+
+
+@pytest.mark.parametrize("name", ["hf_clip", "hf_clip_projection"])
+def test_hf_clip_vision_folders(name):
+    """pooler_output (post_layernorm on the class token) and image_embeds (its bias-free
+    projection)."""
+    model = keras_vit.convert_checkpoint(path(name))
+    c = model.config
+    assert c.pre_norm and c.quick_gelu and c.layer_norm_epsilon == 1e-5
+    assert c.include_top == (name == "hf_clip_projection")
+    if c.include_top:
+        assert c.num_classes == 12 and not c.head_bias
+        assert [w.path for w in model.get_layer("head").weights] == ["head/kernel"]
+    assert_matches(model, f"{name}_32x32")
+
+
+def test_clip_new_head_has_a_bias():
+    tuned = keras_vit.checkpoints.load(path("hf_clip_projection"), num_classes=3, new_head=True)
+    assert tuned.config.head_bias
+    assert keras_vit.replace_head(keras_vit.convert_checkpoint(path("hf_clip_projection")),
+                                  3).config.head_bias
+
+
+def test_clip_options_round_trip(tmp_path):
+    model = keras_vit.convert_checkpoint(path("timm_qk_norm.safetensors"), num_heads=2)
+    check_save_load(model, REF["pixels_32x32"].astype("float32"), tmp_path)
+    model = keras_vit.convert_checkpoint(path("hf_clip_projection"))
+    check_save_load(model, REF["pixels_32x32"].astype("float32"), tmp_path)
+    block = keras_vit.TransformerBlock(num_heads=2, mlp_dim=16, qk_norm=True, quick_gelu=True)
+    check_config_round_trip(block)
+    check_save_load(wrap(block, (5, 8)), np.ones((2, 5, 8), "float32"), tmp_path)
+    with pytest.raises(keras_vit.errors.ArgumentError, match="quick_gelu"):
+        keras_vit.ViTConfig(quick_gelu=True, gelu_approximate=True)
+
+
+def test_quick_gelu_is_openais():
+    x = np.linspace(-4, 4, 17, dtype="float32")[None, None]
+    mlp = keras_vit.layers.mlp.MLP(17, quick_gelu=True)
+    mlp.build((1, 1, 17))
+    mlp.dense_1.kernel.assign(np.eye(17))
+    mlp.dense_1.bias.assign(np.zeros(17))
+    mlp.dense_2.kernel.assign(np.eye(17))
+    mlp.dense_2.bias.assign(np.zeros(17))
+    np.testing.assert_allclose(np.asarray(mlp(x)), x / (1 + np.exp(-1.702 * x)), atol=1e-6)
 
 
 def test_timm_map_head():
@@ -322,3 +414,60 @@ def test_no_function_local_imports_of_keras_vit_in_the_pipeline():
                 for node in ast.walk(fn):
                     if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_vit"):
                         raise AssertionError(f"{file}: {fn.name} imports {node.module} locally")
+
+
+# What a file does not record is a default the user may override, said in one line.
+
+def test_npz_records_no_gelu_form():
+    """timm reads the original files with the exact GELU: so may the user."""
+    default = keras_vit.convert_checkpoint(NPZ)
+    assert default.config.gelu_approximate
+    with pytest.warns(UserWarning, match="does not record gelu_approximate"):
+        exact = keras_vit.convert_checkpoint(NPZ, gelu_approximate=False)
+    assert not exact.config.gelu_approximate
+    assert_matches(exact, "original_exact_gelu_32x32")
+    with pytest.raises(AssertionError, match="scale"):
+        assert_matches(default, "original_exact_gelu_32x32")
+
+
+def test_cli_convert_npz_with_exact_gelu(tmp_path, capfd):
+    from keras_vit.cli import main
+
+    out = tmp_path / "m.keras"
+    assert main(["convert", NPZ, "--output", str(out), "--set", "gelu_approximate=false"]) == 0
+    assert not keras.models.load_model(out).config.gelu_approximate
+
+
+def test_timm_state_dict_of_a_gelu_tanh_model():
+    """timm_hub_avg's model.safetensors alone: act_layer="gelu_tanh" is the user's to say."""
+    kw = dict(num_heads=2, image_size=(32, 40), pooling="gap")
+    with pytest.warns(UserWarning, match="does not record gelu_approximate"):
+        model = keras_vit.convert_checkpoint(path("timm_hub_avg/model.safetensors"),
+                                             gelu_approximate=True, **kw)
+    assert_matches(model, "timm_hub_avg_32x40")
+
+
+def test_bare_timm_state_dict_says_which_normalisation():
+    with pytest.warns(UserWarning, match=r"records no normalisation; assumed x / 127.5 - 1.*"
+                                         r"--set normalization_mean=0.485,0.456,0.406"):
+        keras_vit.convert_checkpoint(path("timm_qk_norm.safetensors"), num_heads=2)
+    import warnings
+
+    with warnings.catch_warnings():  # said by the user, or by a hub folder: no note
+        warnings.simplefilter("error")
+        keras_vit.convert_checkpoint(path("timm_qk_norm.safetensors"), num_heads=2,
+                                     normalization_mean=(0.5,), normalization_std=(0.5,))
+        keras_vit.convert_checkpoint(path("timm_hub_deit3"))
+
+
+def test_hf_vitmodel_every_token_drops_the_pooler():
+    with pytest.warns(UserWarning, match="pooling=None gives every token.*dropped"):
+        tokens = keras_vit.convert_checkpoint(path("hf_vitmodel"), pooling=None)
+    assert tokens.config.representation_size is None and tokens.config.pooling is None
+    pooled = keras_vit.convert_checkpoint(path("hf_vitmodel"))
+    x = REF["pixels_32x32"].astype("float32")
+    t = np.asarray(tokens(x))
+    assert t.shape == (2, 17, 24)
+    # The pooler is Dense + tanh on the class token: the tokens' first row, through it.
+    dense = pooled.get_layer("pre_logits")
+    np.testing.assert_allclose(np.asarray(dense(t[:, 0])), REF["hf_vitmodel_32x32"], atol=1e-4)

@@ -20,6 +20,7 @@ weight set (a new head excepted); what cannot be honoured is refused by name.
 
 import collections
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -44,7 +45,11 @@ MODULES = {"npz": npz, "timm": timm, "hf": hf}
 _ARCHITECTURE = ("patch_size", "num_channels", "hidden_size", "num_layers", "num_heads",
                  "mlp_dim", "class_token", "representation_size", "hybrid_layers",
                  "distillation_token", "distilled_head", "num_register_tokens", "fc_norm",
-                 "layer_scale_init_value", "gelu_approximate", "layer_norm_epsilon")
+                 "layer_scale_init_value", "gelu_approximate", "layer_norm_epsilon",
+                 "qk_norm", "pre_norm", "quick_gelu", "head_bias")
+# What an .npz does not record: the original code's flax GELU (tanh) is a
+# convention, and timm reads the same files with the exact one.
+_NPZ_UNRECORDED = ("gelu_approximate",)
 # How each source resamples position embeddings for a new resolution (method,
 # antialias): the original code's scipy zoom; timm's resample_abs_pos_embed
 # with antialias=True wherever timm changes a model's size; HF's
@@ -118,6 +123,7 @@ def _read(path, format, variant, image_size):
         if os.path.isdir(path):
             raise CheckpointError(f"{path} is a folder; the npz format is one file.")
         tensors, fields, n, layout = npz.infer_config(npz.read(path), path)
+        layout = dict(layout, unrecorded=_NPZ_UNRECORDED)
     elif format == "timm":
         meta = {}
         if os.path.isdir(path):
@@ -232,8 +238,14 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
                     f"{path} does not hold a {variant}: its {key} is {fields[key]}, a "
                     f"{variant} has {value}."
                 )
+    unrecorded = src.layout.get("unrecorded", ())
     for key, value in overrides.items():
-        if key in _ARCHITECTURE and key in fields and fields[key] != value:
+        if key in unrecorded and key in fields and fields[key] != value:
+            warnings.warn(
+                f"{path} does not record {key}; using {key}={value!r} as asked (the "
+                f"default would be {fields[key]!r}).", stacklevel=3)
+            fields[key] = value
+        elif key in _ARCHITECTURE and key in fields and fields[key] != value:
             raise CheckpointError(
                 f"{path}: override {key}={value!r} contradicts the checkpoint, whose "
                 f"{key} is {fields[key]!r}."
@@ -245,6 +257,15 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
             f"{path}: a timm state dict does not record the number of heads; pass "
             "variant= (e.g. 'B/16') or num_heads= (CLI: --variant or --set num_heads=N)."
         )
+
+    if "normalization_mean" in unrecorded and not {"normalization_mean", "normalization_std",
+                                                   "include_preprocessing"} & set(overrides):
+        warnings.warn(
+            f"{path} records no normalisation; assumed x / 127.5 - 1 (mean = std = 0.5). "
+            "For ImageNet's (DeiT, most timm fine-tunes) pass normalization_mean="
+            "(0.485, 0.456, 0.406), normalization_std=(0.229, 0.224, 0.225) (CLI: --set "
+            "normalization_mean=0.485,0.456,0.406 --set normalization_std=0.229,0.224,0.225).",
+            stacklevel=3)
 
     # The head: the checkpoint's, a new zero one, or none (features).
     layout = dict(src.layout)
@@ -282,7 +303,16 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
             fields.pop("representation_size")
             new_layers += ("pre_logits",)
         fields["num_classes"] = wanted
+        fields["head_bias"] = True  # a new classifier, even after CLIP's bias-free projection
     fields["include_top"] = bool(include_top)
+    if "pooling" in overrides and overrides["pooling"] is None and fields.get(
+            "representation_size") is not None:
+        # Every token asked for: the pre-logits Dense (HF ViTModel's pooler) reads only
+        # the pooled token, so it has nothing to act on.
+        warnings.warn(
+            f"{path}: pooling=None gives every token; its pre-logits layer (HF's pooler, "
+            "`pre_logits`) acts on the pooled token only and is dropped.", stacklevel=3)
+        fields.pop("representation_size")
 
     native_size = _native_image_size(fields, src.n_patches, overrides.get("image_size"), path)
     try:

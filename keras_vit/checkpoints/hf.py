@@ -1,4 +1,4 @@
-"""HuggingFace transformers ViT and DeiT folders: config.json + model.safetensors.
+"""HuggingFace transformers ViT, DeiT and CLIP vision folders: config.json + model.safetensors.
 
 Keys (with `vit.` before them in ViTForImageClassification):
 `embeddings.cls_token`, `embeddings.position_embeddings` (1, 1+N, D),
@@ -30,11 +30,14 @@ import numpy as np
 from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top, read_json
 from keras_vit.checkpoints.validate import HF_CONFIG_FIELDS, HF_PREPROCESSOR_FIELDS, check_fields
 
-MODEL_TYPES = ("vit", "deit")
+MODEL_TYPES = ("vit", "deit", "clip_vision_model")
 _DEFAULT_NORMALIZATION = {"vit": ((0.5,), (0.5,)),
-                          "deit": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+                          "deit": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                          "clip_vision_model": ((0.48145466, 0.4578275, 0.40821073),
+                                                (0.26862954, 0.26130258, 0.27577711))}
 
 _EXACT = ("gelu",)
+_QUICK = ("quick_gelu",)
 _APPROXIMATE = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_approximate")
 
 # transformers 5 in-memory names -> the names of the published files.
@@ -95,6 +98,8 @@ def infer_config(tensors, source, meta):
         raise CheckpointError(
             f"{source}: model_type {model_type!r} is not one of {list(MODEL_TYPES)}."
         )
+    if model_type == "clip_vision_model":
+        return _infer_clip(tensors, source, config, mean, std)
     for key in ("encoder_stride",):
         config.pop(key, None)  # masked-image-modelling decoder only
     if config.get("pooler_act", "tanh") != "tanh":
@@ -141,7 +146,84 @@ def infer_config(tensors, source, meta):
     return fields, n_patches, dict(prefix=prefix, head=head)
 
 
+def _infer_clip(tensors, source, config, mean, std):
+    """CLIPVisionModel(WithProjection): CLIP's image tower (Radford et al. 2021).
+
+    Keys (with `vision_model.` before them beside a `visual_projection`):
+    `embeddings.class_embedding` (D,), `embeddings.patch_embedding` (a bias-free
+    Conv2D), `embeddings.position_embedding.weight` (1+N, D), `pre_layrnorm` (sic),
+    `encoder.layers.{i}.layer_norm1|layer_norm2`, `.self_attn.q_proj|k_proj|v_proj|
+    out_proj`, `.mlp.fc1|fc2`, `post_layernorm` (on the class token: pooler_output),
+    and `visual_projection` (bias-free Linear to the joint embedding: our head).
+    """
+    prefix = "vision_model." if "vision_model.embeddings.class_embedding" in tensors else ""
+    if f"{prefix}embeddings.patch_embedding.weight" not in tensors:
+        raise CheckpointError(
+            f"{source} is not an HF CLIPVisionModel: no `embeddings.patch_embedding.weight`. "
+            f"Its first keys: {sorted(tensors)[:5]}"
+        )
+    act = config.get("hidden_act", "quick_gelu")
+    if act not in _EXACT + _APPROXIMATE + _QUICK:
+        raise CheckpointError(f"{source}: hidden_act {act!r} is not a GELU this model has.")
+    width, channels, patch, _ = tensors[f"{prefix}embeddings.patch_embedding.weight"].shape
+    layers = 0
+    while f"{prefix}encoder.layers.{layers}.layer_norm1.weight" in tensors:
+        layers += 1
+    fields = dict(
+        patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
+        num_layers=layers, num_heads=int(config.get("num_attention_heads", 12)),
+        mlp_dim=int(tensors[f"{prefix}encoder.layers.0.mlp.fc1.weight"].shape[0]),
+        class_token=True, pooling="token", pre_norm=True, head_bias=False,
+        layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-5)),
+        gelu_approximate=act in _APPROXIMATE, quick_gelu=act in _QUICK,
+        normalization_mean=mean, normalization_std=std,
+    )
+    if "visual_projection.weight" in tensors:
+        fields["num_classes"] = int(tensors["visual_projection.weight"].shape[0])
+    size = config.get("image_size")
+    if size is not None:
+        fields["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
+    n_patches = tensors[f"{prefix}embeddings.position_embedding.weight"].shape[0] - 1
+    return fields, n_patches, dict(prefix=prefix, family="clip")
+
+
+def _port_clip(porter, config, layout):
+    p = layout["prefix"]
+    t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
+    e = f"{p}embeddings."
+    porter.port(f"{e}patch_embedding.weight", "patch_embedding/kernel", conv_to_dense_kernel)
+    porter.port(f"{e}class_embedding", "patch_encoder/class_token", lambda c: c[None, None])
+    porter.port(f"{e}position_embedding.weight", "patch_encoder/position_embedding/embeddings",
+                lambda w: w[None])
+    porter.port(f"{p}pre_layrnorm.weight", "pre_norm/gamma")
+    porter.port(f"{p}pre_layrnorm.bias", "pre_norm/beta")
+    for i in range(config.num_layers):
+        src, dst = f"{p}encoder.layers.{i}.", f"transformer_block_{i}/"
+        for s, k in (("layer_norm1", "layer_norm_1"), ("layer_norm2", "layer_norm_2")):
+            porter.port(f"{src}{s}.weight", f"{dst}{k}/gamma")
+            porter.port(f"{src}{s}.bias", f"{dst}{k}/beta")
+        qkv = tuple(f"{src}self_attn.{n}_proj" for n in "qkv")
+        porter.port(tuple(f"{k}.weight" for k in qkv), f"{dst}attention/qkv/kernel",
+                    lambda *w: np.concatenate([x.T for x in w], axis=1))  # (D, 3D)
+        porter.port(tuple(f"{k}.bias" for k in qkv), f"{dst}attention/qkv/bias",
+                    lambda *b: np.concatenate(b))
+        porter.port(f"{src}self_attn.out_proj.weight", f"{dst}attention/output/kernel", t)
+        porter.port(f"{src}self_attn.out_proj.bias", f"{dst}attention/output/bias")
+        for s, k in (("fc1", "dense_1"), ("fc2", "dense_2")):
+            porter.port(f"{src}mlp.{s}.weight", f"{dst}mlp/{k}/kernel", t)
+            porter.port(f"{src}mlp.{s}.bias", f"{dst}mlp/{k}/bias")
+    porter.port(f"{p}post_layernorm.weight", "encoder_norm/gamma")
+    porter.port(f"{p}post_layernorm.bias", "encoder_norm/beta")
+    if porter.has("visual_projection.weight"):
+        if config.include_top and "head" not in porter.new_layers:
+            porter.port("visual_projection.weight", "head/kernel", t)
+        else:
+            porter.drop("visual_projection.weight")
+
+
 def port(porter, config, layout):
+    if layout.get("family") == "clip":
+        return _port_clip(porter, config, layout)
     p = layout["prefix"]
     t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
     porter.port(f"{p}embeddings.patch_embeddings.projection.weight", "patch_embedding/kernel",

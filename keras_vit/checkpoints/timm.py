@@ -42,7 +42,10 @@ _ARGS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "dept
          "qk_norm", "proj_bias", "dynamic_img_size", "drop_rate", "pos_drop_rate",
          "proj_drop_rate", "attn_drop_rate", "drop_path_rate", "weight_init",
          "distilled", "representation_size", "dynamic_img_pad")
-_ACTS = {"gelu": False, "gelu_tanh": True}
+_ACTS = {"gelu": False, "gelu_tanh": True, "quick_gelu": False}
+# What a bare state dict does not record, and where its default comes from
+# (timm's own defaults; a hub folder's config.json settles them).
+UNRECORDED = ("gelu_approximate", "quick_gelu", "layer_norm_epsilon")
 
 
 def hub_meta(cfg, source):
@@ -62,8 +65,6 @@ def hub_meta(cfg, source):
             "build another network than timm does)."
         )
     refuse = {
-        "pre_norm": (True, "a LayerNorm before the encoder (CLIP's norm_pre)"),
-        "qk_norm": (True, "LayerNorms on queries and keys"),
         "proj_bias": (False, "attention and MLP projections without bias"),
         "dynamic_img_pad": (True, "padding images to a patch multiple"),
         "distilled": (True, "a distilled head outside DeiT's layout"),
@@ -81,7 +82,8 @@ def hub_meta(cfg, source):
     act = args.get("act_layer", "gelu")
     if act not in _ACTS:
         raise CheckpointError(
-            f"{source}: model_args act_layer={act!r} is not supported (gelu, gelu_tanh)."
+            f"{source}: model_args act_layer={act!r} is not supported (gelu, gelu_tanh, "
+            "quick_gelu)."
         )
     pool = args.get("global_pool", cfg.get("global_pool", "token"))
     if pool not in ("token", "avg", "map"):
@@ -100,7 +102,14 @@ def hub_meta(cfg, source):
     meta["variant"] = variant
     meta["args"] = args
     meta["global_pool"] = pool
+    arch = cfg.get("architecture") or ""
+    if "quickgelu" in arch:  # vit_*_clip_quickgelu_*: act_layer='quick_gelu' in its builder
+        act = args.get("act_layer", "quick_gelu")
     meta["gelu_approximate"] = _ACTS[act]
+    meta["quick_gelu"] = act == "quick_gelu"
+    if "_clip_" in arch or args.get("pre_norm"):  # CLIP towers: LayerNorm(eps=1e-5)
+        meta["layer_norm_epsilon"] = 1e-5
+    meta["recorded"] = UNRECORDED  # a hub folder names its architecture and model_args
     if "num_classes" in cfg:
         meta["num_classes"] = cfg["num_classes"]
     if "img_size" in args:
@@ -118,8 +127,6 @@ def infer_config(tensors, source, meta=None):
             f"Its first keys: {sorted(tensors)[:5]}"
         )
     unsupported = {
-        "norm_pre.weight": "CLIP's pre-norm (norm_pre)",
-        "blocks.0.attn.q_norm.weight": "qk_norm (attn.q_norm / k_norm)",
         "blocks.0.attn.relative_position_bias_table": "relative position biases",
         "blocks.0.norm1.bias": None,
     }
@@ -137,6 +144,7 @@ def infer_config(tensors, source, meta=None):
     dist = "dist_token" in tensors
     registers = int(tensors["reg_token"].shape[1]) if "reg_token" in tensors else 0
     fc_norm = "fc_norm.weight" in tensors
+    pre_norm = "norm_pre.weight" in tensors
     pool = meta.get("global_pool") or (
         "map" if "attn_pool.latent" in tensors
         else "avg" if fc_norm or not class_token else "token")
@@ -150,7 +158,11 @@ def infer_config(tensors, source, meta=None):
         patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
         num_layers=layers, mlp_dim=int(tensors["blocks.0.mlp.fc1.weight"].shape[0]),
         class_token=class_token, pooling={"token": "token", "avg": "gap", "map": "map"}[pool],
-        layer_norm_epsilon=1e-6, gelu_approximate=bool(meta.get("gelu_approximate", False)),
+        # timm's LayerNorm eps is 1e-6, its CLIP towers' (pre_norm) 1e-5.
+        layer_norm_epsilon=float(meta.get("layer_norm_epsilon", 1e-5 if pre_norm else 1e-6)),
+        gelu_approximate=bool(meta.get("gelu_approximate", False)),
+        quick_gelu=bool(meta.get("quick_gelu", False)),
+        pre_norm=pre_norm, qk_norm="blocks.0.attn.q_norm.weight" in tensors,
         normalization_mean=tuple(meta.get("mean", (0.5,))),
         normalization_std=tuple(meta.get("std", (0.5,))),
         position_embedding="learned" if "pos_embed" in tensors else "none",
@@ -178,6 +190,13 @@ def infer_config(tensors, source, meta=None):
                 f"{source}: config.json model_args {key}={args[key]!r}, but the tensors "
                 f"say {value!r}."
             )
+    for key, present in (("qk_norm", fields["qk_norm"]), ("pre_norm", pre_norm)):
+        if key in args and bool(args[key]) != present:
+            tensor = "blocks.0.attn.q_norm.weight" if key == "qk_norm" else "norm_pre.weight"
+            raise CheckpointError(
+                f"{source}: model_args {key}={args[key]} disagrees with the tensors "
+                f"(`{tensor}` {'present' if present else 'missing'})."
+            )
     if args.get("fc_norm") is True and not fc_norm or args.get("fc_norm") is False and fc_norm:
         raise CheckpointError(
             f"{source}: model_args fc_norm={args['fc_norm']} disagrees with the tensors "
@@ -203,7 +222,11 @@ def infer_config(tensors, source, meta=None):
             if n in (tokens, tokens + prefix):  # else the model is resized from a square grid
                 no_embed_class = n == tokens
         n_patches = n - (0 if no_embed_class else prefix)
-    return fields, n_patches, dict(no_embed_class=no_embed_class, variant=meta.get("variant"))
+    unrecorded = tuple(k for k in UNRECORDED if k not in meta.get("recorded", ()))
+    if "mean" not in meta:
+        unrecorded += ("normalization_mean", "normalization_std")
+    return fields, n_patches, dict(no_embed_class=no_embed_class, variant=meta.get("variant"),
+                                   unrecorded=unrecorded)
 
 
 _STEM = "patch_embed.backbone."
@@ -253,7 +276,8 @@ def port(porter, config, layout):
     if config.hybrid_layers:
         port_hybrid_stem(porter, config)
     porter.port("patch_embed.proj.weight", "patch_embedding/kernel", conv_to_dense_kernel)
-    porter.port("patch_embed.proj.bias", "patch_embedding/bias")
+    if not config.pre_norm:  # timm's pre_norm patch embedding has no bias
+        porter.port("patch_embed.proj.bias", "patch_embedding/bias")
     if config.class_token:
         porter.port("cls_token", "patch_encoder/class_token")
     if config.distillation_token:
@@ -268,6 +292,9 @@ def port(porter, config, layout):
                 [np.zeros_like(p[:, :1]).repeat(prefix, 1), p], 1))
         else:
             porter.port("pos_embed", path)
+    if config.pre_norm:
+        porter.port("norm_pre.weight", "pre_norm/gamma")
+        porter.port("norm_pre.bias", "pre_norm/beta")
     t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
     for i in range(config.num_layers):
         src, dst = f"blocks.{i}.", f"transformer_block_{i}/"
@@ -277,6 +304,10 @@ def port(porter, config, layout):
         porter.port(f"{src}attn.qkv.weight", f"{dst}attention/qkv/kernel", t)
         if config.qkv_bias:
             porter.port(f"{src}attn.qkv.bias", f"{dst}attention/qkv/bias")
+        if config.qk_norm:
+            for s, k in (("q_norm", "query_norm"), ("k_norm", "key_norm")):
+                porter.port(f"{src}attn.{s}.weight", f"{dst}attention/{k}/gamma")
+                porter.port(f"{src}attn.{s}.bias", f"{dst}attention/{k}/beta")
         if config.layer_scale_init_value is not None:
             porter.port(f"{src}ls1.gamma", f"{dst}layer_scale_1")
             porter.port(f"{src}ls2.gamma", f"{dst}layer_scale_2")

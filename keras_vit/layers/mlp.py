@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_vit.errors import ArgumentError
 from keras_vit.utils import check_positive_int, check_rate
 
 
@@ -17,6 +18,8 @@ class MLP(keras.layers.Layer):
         dropout_rate: float, dropout after each Dense while training.
             Defaults to 0.0.
         gelu_approximate: bool, tanh-approximate GELU. Defaults to False.
+        quick_gelu: bool, OpenAI CLIP's QuickGELU, x * sigmoid(1.702 x),
+            instead of GELU (not with `gelu_approximate`). Defaults to False.
         kernel_initializer: Defaults to "glorot_uniform".
         bias_initializer: Defaults to a normal with stddev 1e-6 (the original
             code's).
@@ -41,12 +44,20 @@ class MLP(keras.layers.Layer):
         gelu_approximate=False,
         kernel_initializer="glorot_uniform",
         bias_initializer=None,
+        quick_gelu=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.mlp_dim = check_positive_int("mlp_dim", mlp_dim)
         self.dropout_rate = check_rate("dropout_rate", dropout_rate)
         self.gelu_approximate = bool(gelu_approximate)
+        self.quick_gelu = bool(quick_gelu)
+        if self.quick_gelu and self.gelu_approximate:
+            raise ArgumentError(
+                "Received an invalid value for argument `quick_gelu`: QuickGELU replaces "
+                "GELU, so it has no tanh form. Received: quick_gelu=True, "
+                "gelu_approximate=True"
+            )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(
             bias_initializer or keras.initializers.RandomNormal(stddev=1e-6)
@@ -66,7 +77,10 @@ class MLP(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = self.dense_1(inputs)
-        x = keras.ops.gelu(x, approximate=self.gelu_approximate)
+        if self.quick_gelu:
+            x = x * keras.ops.sigmoid(1.702 * x)
+        else:
+            x = keras.ops.gelu(x, approximate=self.gelu_approximate)
         x = self.dropout(x, training=training)
         x = self.dense_2(x)
         return self.dropout(x, training=training)
@@ -85,6 +99,7 @@ class MLP(keras.layers.Layer):
                     self.kernel_initializer
                 ),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "quick_gelu": self.quick_gelu,
             }
         )
         return config

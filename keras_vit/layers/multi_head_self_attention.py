@@ -48,6 +48,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             bias. Defaults to 1.
         kernel_initializer: initialiser of the projections. Defaults to
             "glorot_uniform" (the original code's xavier_uniform).
+        qk_norm: bool, a LayerNorm over each head's queries and over its keys
+            before their product (timm's `qk_norm=True`, ViT-22B). Defaults
+            to False.
+        layer_norm_epsilon: float, those norms' epsilon. Defaults to 1e-6.
 
     Call arguments:
         inputs: tensor (B, T, D).
@@ -74,6 +78,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         relative_grid_size=None,
         num_prefix_tokens=1,
         kernel_initializer="glorot_uniform",
+        qk_norm=False,
+        layer_norm_epsilon=1e-6,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,6 +96,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         )
         self.num_prefix_tokens = int(num_prefix_tokens)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.qk_norm = bool(qk_norm)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.dropout = keras.layers.Dropout(
             self.attention_dropout_rate, dtype=self.dtype_policy
         )
@@ -109,6 +117,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(width, use_bias=self.use_bias, name="output",
                                                **dense)
         self.output_dense.build(input_shape)
+        if self.qk_norm:  # over the head dimension of (B, heads, T, hd)
+            for name in ("query_norm", "key_norm"):
+                norm = keras.layers.LayerNormalization(
+                    epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
+                norm.build((None, self.num_heads, None, self.head_dim))
+                setattr(self, name, norm)
         if self.relative_grid_size is not None:
             gh, gw = self.relative_grid_size
             self.relative_position_bias_table = self.add_weight(
@@ -147,6 +161,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         qkv = ops.reshape(qkv, (batch, tokens, 3, self.num_heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, heads, T, hd), as timm
         q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.qk_norm:
+            q, k = self.query_norm(q), self.key_norm(k)
         q = q * ops.cast(1.0 / np.sqrt(self.head_dim), q.dtype)
         bias = None
         if self.relative_grid_size is not None:
@@ -193,6 +209,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
+                "qk_norm": self.qk_norm,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
             }
         )
         return config

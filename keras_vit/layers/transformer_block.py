@@ -36,6 +36,10 @@ class TransformerBlock(keras.layers.Layer):
             `init_values`). Defaults to None.
         qkv_bias: bool, a bias on the q, k, v projection (timm's
             `qkv_bias`). Defaults to True.
+        qk_norm: bool, LayerNorms on each head's queries and keys (timm's
+            `qk_norm`). Defaults to False.
+        quick_gelu: bool, the MLP's activation is OpenAI CLIP's QuickGELU,
+            x * sigmoid(1.702 x), instead of GELU. Defaults to False.
 
     Rematerialisation: a block created under `keras.RematScope` (any mode
     that selects it) is recomputed as a whole in the backward pass, with
@@ -76,6 +80,8 @@ class TransformerBlock(keras.layers.Layer):
         num_prefix_tokens=1,
         layer_scale_init_value=None,
         qkv_bias=True,
+        qk_norm=False,
+        quick_gelu=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -93,6 +99,8 @@ class TransformerBlock(keras.layers.Layer):
         )
         self.num_prefix_tokens = int(num_prefix_tokens)
         self.qkv_bias = bool(qkv_bias)
+        self.qk_norm = bool(qk_norm)
+        self.quick_gelu = bool(quick_gelu)
         if layer_scale_init_value is not None and not layer_scale_init_value > 0:
             raise ArgumentError(
                 "Received an invalid value for argument `layer_scale_init_value`, "
@@ -117,6 +125,8 @@ class TransformerBlock(keras.layers.Layer):
             relative_grid_size=self.relative_grid_size,
             num_prefix_tokens=self.num_prefix_tokens,
             qkv_bias=self.qkv_bias,
+            qk_norm=self.qk_norm,
+            layer_norm_epsilon=self.layer_norm_epsilon,
             dtype=policy,
             name="attention",
         )
@@ -128,6 +138,7 @@ class TransformerBlock(keras.layers.Layer):
             self.mlp_dim,
             dropout_rate=self.dropout_rate,
             gelu_approximate=self.gelu_approximate,
+            quick_gelu=self.quick_gelu,
             dtype=policy,
             name="mlp",
         )
@@ -213,6 +224,8 @@ class TransformerBlock(keras.layers.Layer):
                 "num_prefix_tokens": self.num_prefix_tokens,
                 "layer_scale_init_value": self.layer_scale_init_value,
                 "qkv_bias": self.qkv_bias,
+                "qk_norm": self.qk_norm,
+                "quick_gelu": self.quick_gelu,
             }
         )
         return config

@@ -64,6 +64,15 @@ class ViTConfig:
     fc_norm: bool = False  # final LayerNorm after pooling, not before (timm avg pool)
     layer_scale_init_value: Optional[float] = None  # DeiT III / CaiT layer scale gamma
     qkv_bias: bool = True  # False: no bias on the q, k, v projections (timm qkv_bias=False)
+    # LayerNorm on each head's queries and keys before their product (timm
+    # qk_norm=True; ViT-22B's fix for diverging attention logits at scale).
+    qk_norm: bool = False
+    # CLIP image towers (OpenAI, open_clip; timm norm_pre, HF pre_layrnorm): a
+    # LayerNorm on the embedded tokens before the first block. The patch
+    # embedding then has no bias, as in CLIP and timm's pre_norm models.
+    pre_norm: bool = False
+    quick_gelu: bool = False  # OpenAI CLIP's x * sigmoid(1.702 x) instead of GELU
+    head_bias: bool = True  # False: CLIP's projection (HF visual_projection) has no bias
     # Input (None, None, C): the grid is read from each image and the position
     # embeddings (made for image_size's grid) are resampled to it in the graph
     # with resample_method / resample_antialias.
@@ -86,13 +95,19 @@ class ViTConfig:
         set_("layer_norm_epsilon", float(self.layer_norm_epsilon))
         for name in ("gelu_approximate", "class_token", "include_top", "include_preprocessing",
                      "resample_antialias", "distillation_token", "distilled_head", "fc_norm", "qkv_bias",
-                     "dynamic_image_size"):
+                     "qk_norm", "pre_norm", "quick_gelu", "head_bias", "dynamic_image_size"):
             if not isinstance(getattr(self, name), bool):
                 raise ArgumentError(
                     f"Received an invalid value for argument `{name}`, expected "
                     f"True or False. Received: {name}={getattr(self, name)!r}"
                 )
         check_choice("pooling", self.pooling, POOLINGS)
+        if self.quick_gelu and self.gelu_approximate:
+            raise ArgumentError(
+                "Received an invalid value for argument `quick_gelu`: QuickGELU replaces "
+                "GELU, so it has no tanh form. Received: quick_gelu=True, "
+                "gelu_approximate=True"
+            )
         if (isinstance(self.num_register_tokens, bool)
                 or not isinstance(self.num_register_tokens, numbers.Integral)
                 or self.num_register_tokens < 0):

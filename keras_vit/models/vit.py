@@ -32,7 +32,7 @@ class VisionTransformer(keras.Model):
     "preprocessing", the hybrid stem's "stem_*"/"stages_*", "patches",
     "patch_embedding" (Dense, kernel (P*P*C, D): a Conv2D kernel reshaped),
     "patch_encoder", "transformer_block_{i}", "encoder_norm", "pooling",
-    "pre_logits", "head".
+    "pre_norm" (CLIP), "pre_logits", "head".
 
     Args:
         config: a `ViTConfig`, a dict of its fields, or None for the default.
@@ -180,6 +180,8 @@ def _forward(images, config, policy):
             num_prefix_tokens=c.num_prefix_tokens,
             layer_scale_init_value=c.layer_scale_init_value,
             qkv_bias=c.qkv_bias,
+            qk_norm=c.qk_norm,
+            quick_gelu=c.quick_gelu,
             dtype=policy,
             name=f"transformer_block_{i}",
         )(x)  # (B, T, D) = z_l
@@ -208,7 +210,8 @@ def _embed(images, config, policy):
         x
     )  # (B, N, P*P*C), or (B, gh, gw, P*P*C) when dynamic
     x = keras.layers.Dense(
-        c.hidden_size, kernel_initializer="lecun_normal", dtype=policy, name="patch_embedding"
+        c.hidden_size, use_bias=not c.pre_norm, kernel_initializer="lecun_normal",
+        dtype=policy, name="patch_embedding",
     )(x)  # (B, N, D) = x_p E
     absolute = c.position_embedding not in ("relative", "none")
     at_stem = absolute and c.position_embedding_placement == "stem"
@@ -225,6 +228,9 @@ def _embed(images, config, policy):
         name="patch_encoder",
     )(x)  # (B, T, D) = z_0, T = prefix + N
     x = keras.layers.Dropout(c.dropout_rate, dtype=policy, name="embedding_dropout")(x)
+    if c.pre_norm:  # CLIP's LayerNorm before the encoder
+        x = keras.layers.LayerNormalization(
+            epsilon=c.layer_norm_epsilon, dtype=policy, name="pre_norm")(x)
 
     def position_embedding(name):
         return PositionEmbedding(
@@ -264,6 +270,7 @@ def _head(x, config, policy):
     # Zero-initialised head (paper section 3.2); float32 logits under mixed precision.
     logits = keras.layers.Dense(
         c.num_classes,
+        use_bias=c.head_bias,
         kernel_initializer="zeros",
         bias_initializer="zeros",
         dtype="float32",
