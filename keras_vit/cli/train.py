@@ -37,7 +37,11 @@ def _recipe_arguments(p, defaults):
                    help="XLA (default: auto, see keras_vit.training.resolve_jit_compile)")
     p.add_argument("--distribute", action="store_true",
                    help="data-parallel over all devices (MirroredStrategy on TensorFlow, "
-                   "keras.distribution.DataParallel on JAX)")
+                   "keras.distribution.DataParallel on JAX; on JAX across the processes "
+                   "of a job set by KERAS_DISTRIBUTION_* on every host, see the README)")
+    p.add_argument("--model-parallel", type=int, default=None, metavar="N",
+                   help="with --distribute on JAX: shard each model's attention and MLP "
+                   "kernels over N devices (keras_vit.training.distribution)")
     p.add_argument("--gradient-accumulation-steps", type=int, default=None,
                    help="sum gradients of this many batches per update")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
@@ -51,6 +55,7 @@ def _recipe_kwargs(args):
         label_smoothing=args.label_smoothing, augment=args.augment,
         image_size=args.image_size, seed=args.seed, mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile, distribute=args.distribute,
+        model_parallel=args.model_parallel,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         tensorboard=not args.no_tensorboard, overwrite=args.overwrite,
         command=command_line(args),

@@ -6,6 +6,11 @@ tensorflow is imported by the data pipeline when a run starts.
 """
 
 from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged
+from keras_vit.training.distribution import (
+    model_parallel_distribution,
+    process_group_from_env,
+    vit_layout_map,
+)
 from keras_vit.training.recipes import (
     DIGITS_MODEL,
     DIGITS_RECIPE,

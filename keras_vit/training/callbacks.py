@@ -19,6 +19,7 @@ import time
 import keras
 
 from keras_vit.errors import KerasViTError
+from keras_vit.training import distribution
 from keras_vit.utils import atomic_write_text
 
 STATE_FILE = "state.json"
@@ -81,10 +82,13 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         history_path: the CSV history, one row per epoch, `epoch` column first.
         config: a JSON-able dict recorded with each committed epoch. Defaults to None.
         start: `time.time()` when this process began the run. Defaults to now.
+        write: bool, write the files (False in every process of a multi-process job
+            but process 0: all restore from what it wrote). Defaults to True.
     """
 
-    def __init__(self, checkpoint_dir, history_path, config=None, start=None):
+    def __init__(self, checkpoint_dir, history_path, config=None, start=None, write=True):
         super().__init__()
+        self.write = write
         self.checkpoint_dir = checkpoint_dir
         self.history_path = history_path
         self.config = config
@@ -94,7 +98,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.resumed_from = 0
         self.segments = []  # earlier processes' segments, from state.json
         self._epoch_start = None
-        os.makedirs(checkpoint_dir, exist_ok=True)
+        if write:
+            os.makedirs(checkpoint_dir, exist_ok=True)
 
     def segment(self, to_epoch):
         """This process's segment, from the epoch it resumed at to `to_epoch`."""
@@ -114,7 +119,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self.segments = list(state.get("segments", []))
         self.resumed_from = epoch
         kept = [r for r in rows if int(r["epoch"]) <= epoch]
-        if len(kept) != len(rows) or (rows and not os.path.exists(self.history_path)):
+        if self.write and (len(kept) != len(rows)
+                           or (rows and not os.path.exists(self.history_path))):
             write_history(self.history_path, kept)
         self.completed_epochs = epoch
         return epoch
@@ -138,8 +144,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
             return  # the non-finite state is never saved
         number = epoch + 1
+        if not self.write:
+            self.completed_epochs = number
+            return
         weights = f"epoch-{number}.weights.h5"
-        self.model.save_weights(os.path.join(self.checkpoint_dir, weights))
+        with distribution.writing_alone():
+            self.model.save_weights(os.path.join(self.checkpoint_dir, weights))
         row = {"epoch": number}
         row.update({k: float(v) for k, v in logs.items() if _is_number(v)})
         lr = _current_learning_rate(self.model)

@@ -34,6 +34,7 @@ import keras
 
 from keras_vit import data as datasets  # looked up at call time (tests patch it)
 from keras_vit.errors import ArgumentError, RunFolderError
+from keras_vit.training import distribution
 from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, read_state
 from keras_vit.training.recipes import make_schedule, schedule_steps
 from keras_vit.training.reproducibility import capped_epochs, seed_everything
@@ -45,7 +46,7 @@ RUN_FILES = ("model.keras", "pretraining.keras", "metrics.json", "history.csv", 
              "logs")
 # Execution details that do not change what is trained: a rerun may differ in them.
 _NOT_COMPARED = ("jit_compile", "steps_per_execution", "steps_per_epoch", "parameters",
-                 "epochs", "replicas")
+                 "epochs", "replicas", "processes", "devices", "model_parallel")
 
 
 def log(message, verbose):
@@ -67,7 +68,7 @@ def tensorboard_installed():
 
 def save_model(model, path):
     """`model.save(path)`, atomically (a kill leaves the old file or the new one)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, distribution.writing_alone():
         model.save(tmp)
 
 
@@ -265,12 +266,31 @@ def _check_accumulation(gradient_accumulation_steps, distribute):
             )
 
 
-def _distribution_scope(distribute, verbose):
-    """A context factory for building the model: MirroredStrategy (TF) or DataParallel (JAX)."""
+def _distribution_scope(distribute, verbose, model_parallel=None):
+    """A context factory for building the model: MirroredStrategy (TF), DataParallel or,
+    with `model_parallel`, ModelParallel (JAX; `keras_vit.training.distribution`), and
+    the number of data-parallel replicas. A multi-process job in the environment starts
+    JAX's distributed runtime first; without `distribute` it is refused (each process
+    would train the whole run into the same folder)."""
+    group = distribution.process_group_from_env()
+    if group is not None and not distribute:
+        raise ArgumentError(
+            f"The environment describes process {group.process_id} of a "
+            f"{group.num_processes}-process job ({', '.join(group.variables)}), but "
+            "`distribute` is off: pass --distribute (distribute=True) on every process, "
+            "or unset those variables for a one-process run.")
+    if model_parallel not in (None, 1) and not distribute:
+        raise ArgumentError(
+            "Received an invalid value for argument `model_parallel`: it splits the "
+            "model over devices of a distributed run; pass --distribute with it. "
+            f"Received: model_parallel={model_parallel}, distribute=False")
     if not distribute:
         return contextlib.nullcontext, 1
     backend = keras.backend.backend()
-    if backend == "tensorflow":
+    if group is not None:
+        distribution.check_backend(group)
+        distribution.start_process_group(group)
+    if backend == "tensorflow" and model_parallel in (None, 1):
         import tensorflow as tf  # TF-only path, imported when distributing on TF
 
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
@@ -280,10 +300,31 @@ def _distribution_scope(distribute, verbose):
         return strategy.scope, strategy.num_replicas_in_sync
     if backend == "jax":
         devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        log(f"Distributing over {len(devices)} devices (keras.distribution.DataParallel).",
-            verbose)
-        return contextlib.nullcontext, len(devices)
+        processes = distribution.process_count()
+        if model_parallel in (None, 1):
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            replicas, how = len(devices), "keras.distribution.DataParallel"
+        else:
+            if processes > 1:
+                raise ArgumentError(
+                    "Received an invalid value for argument `model_parallel`: model "
+                    "parallelism runs within one process (its devices); across processes "
+                    f"use data parallelism alone. Received: model_parallel={model_parallel} "
+                    f"with {processes} processes")
+            keras.distribution.set_distribution(
+                distribution.model_parallel_distribution(model_parallel, devices))
+            replicas = len(devices) // model_parallel
+            how = (f"keras.distribution.ModelParallel, {model_parallel} devices per model, "
+                   f"{replicas} data-parallel replicas")
+        log(f"Distributing over {processes} process{'es' if processes > 1 else ''}, "
+            f"{len(devices)} devices ({how}).", verbose and distribution.is_writer())
+        return contextlib.nullcontext, replicas
+    if backend == "tensorflow":
+        raise ArgumentError(
+            "Received an invalid value for argument `model_parallel`: model parallelism "
+            "runs on keras.distribution.ModelParallel, on the jax backend; set "
+            f"KERAS_BACKEND=jax. Received: model_parallel={model_parallel} with backend "
+            "'tensorflow'")
     raise ArgumentError(
         "Received an invalid value for argument `distribute`: data-parallel "
         "training is supported on the tensorflow and jax backends. "
@@ -312,7 +353,7 @@ class Run:
 
     def __init__(self, defaults, given, data, command, output_dir, seed, jit_compile,
                  distribute=False, gradient_accumulation_steps=None, mixed_precision=False,
-                 verbose="auto"):
+                 verbose="auto", model_parallel=None):
         self.start = time.time()
         self.recipe = dict(defaults)
         self.recipe.update({k: v for k, v in given.items() if v is not None})
@@ -320,17 +361,26 @@ class Run:
         check_recipe(self.recipe)
         self.output_dir = os.fspath(output_dir or default_output_dir(data, command))
         check_output_dir(self.output_dir)
-        self.data, self.seed, self.verbose = data, seed, verbose
+        self.data, self.seed = data, seed
         self.distribute = bool(distribute)
         self.accumulation = gradient_accumulation_steps
         self.dtype = _policy(mixed_precision)
         self.jit_compile = jit_compile
         seed_everything(seed, deterministic=False)
         _check_accumulation(gradient_accumulation_steps, distribute)
-        self.scope, self.replicas = _distribution_scope(distribute, verbose not in (0, False))
+        self.scope, self.replicas = _distribution_scope(distribute, verbose not in (0, False),
+                                                        model_parallel)
+        # Process 0 alone logs and writes the run folder (distribution.is_writer).
+        self.writer = distribution.is_writer()
+        self.verbose = verbose if self.writer else 0
         self.record = dict(data=str(data), seed=seed, mixed_precision=bool(mixed_precision),
                            distribute=self.distribute, replicas=self.replicas,
                            gradient_accumulation_steps=gradient_accumulation_steps)
+        if self.distribute and keras.backend.backend() == "jax":
+            distribution.check_global_batch(self.recipe["batch_size"], self.replicas)
+            self.record.update(processes=distribution.process_count(),
+                               devices=len(keras.distribution.list_devices()),
+                               model_parallel=model_parallel or 1)
 
     def load(self, image_size, num_channels=None, data_dir=None, manual_dir=None):
         """The train and test splits (replicas split every batch evenly: a last, partial
@@ -388,11 +438,13 @@ class Run:
         """
         output_dir, epochs = self.output_dir, self.recipe["epochs"]
         verbose = self.verbose not in (0, False)
-        prepare_run_folder(output_dir, config, overwrite, verbose)
-        os.makedirs(output_dir, exist_ok=True)
+        if self.writer:
+            prepare_run_folder(output_dir, config, overwrite, verbose)
+            os.makedirs(output_dir, exist_ok=True)
+        distribution.barrier("run folder prepared")  # then every process restores from it
         checkpoint = ResumableCheckpoint(
             os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv"),
-            config=config, start=self.start,
+            config=config, start=self.start, write=self.writer,
         )
         done = checkpoint.restore(model)
         if done:
@@ -402,13 +454,14 @@ class Run:
         if tensorboard and not tensorboard_installed():
             log("TensorBoard logs skipped: `pip install tensorboard` to have them.", verbose)
             tensorboard = False
-        if tensorboard:
+        if tensorboard and self.writer:
             callbacks.append(keras.callbacks.TensorBoard(
                 os.path.join(output_dir, "logs"), write_graph=False, update_freq="epoch"
             ))
         paths = {os.path.join(output_dir, name): saved for name, saved in saves.items()}
         metrics_path = os.path.join(output_dir, "metrics.json")
         if done >= epochs and all(map(os.path.isfile, [*paths, metrics_path])):
+            distribution.barrier("run already done")  # all read before any returns
             log(f"All {epochs} epochs of the run in {output_dir} were already done; its files "
                 "are left as they are.", verbose)
             with open(metrics_path) as f:
@@ -422,7 +475,7 @@ class Run:
             epoch, batch = checkpoint.diverged
             good = checkpoint.restore(model)  # the last committed (finite) state
             where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
-            if good:
+            if good and self.writer:
                 for path, saved in paths.items():
                     save_model(saved, path)
                 kept = f"the last good model (epoch {good}) is in {next(iter(paths))}"
@@ -432,9 +485,10 @@ class Run:
                 f"the loss became NaN or infinite at {where}; {what} stopped and "
                 f"{kept}. Lower the learning rate or check the data."
             )
-        for path, saved in paths.items():
-            save_model(saved, path)
-        metrics = evaluate()
+        if self.writer:
+            for path, saved in paths.items():
+                save_model(saved, path)
+        metrics = evaluate()  # by every process: it may run collectives
         segments = checkpoint.segments + ([checkpoint.segment(epochs)] if done < epochs else [])
         metrics.update(extra or {})
         metrics.update(
@@ -446,5 +500,7 @@ class Run:
             command=command,
             config=config,
         )
-        atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=str) + "\n")
+        if self.writer:
+            atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=str) + "\n")
+        distribution.barrier("run written")  # no process returns before the files exist
         return metrics

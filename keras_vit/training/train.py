@@ -176,7 +176,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
           augment=None, seed=0, mixed_precision=False, jit_compile="auto",
           distribute=False, gradient_accumulation_steps=None, steps_per_execution=None,
           data_dir=None, manual_dir=None, model_fields=None, tensorboard=True,
-          verbose="auto", overwrite=False, command=None):
+          verbose="auto", overwrite=False, command=None, model_parallel=None):
     """Trains a ViT from scratch with the paper's pre-training recipe.
 
     Defaults (None) come from `DIGITS_RECIPE` for digits and `PRETRAIN_RECIPE`
@@ -202,7 +202,12 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         jit_compile: "auto" (`keras_vit.utils.auto_jit_compile`, the policy a
             model's own `compile` follows too), True or False. Defaults to "auto".
         distribute: bool, data-parallel over all devices: MirroredStrategy
-            on TensorFlow, keras.distribution.DataParallel on JAX.
+            on TensorFlow, keras.distribution.DataParallel on JAX; on JAX over
+            every process of a multi-process job the environment describes
+            (`keras_vit.training.distribution`).
+        model_parallel: int, with `distribute` on JAX: this many devices hold
+            one model, its q/k/v, output and MLP kernels sharded over them
+            (`distribution.vit_layout_map`). Defaults to None (data-parallel).
         gradient_accumulation_steps: int, apply the summed gradients of this
             many batches at once (batches larger than memory). Defaults to None.
         steps_per_execution: int, batches per compiled call (None: up to 16
@@ -240,7 +245,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
                  label_smoothing=label_smoothing, dropout_rate=dropout_rate,
                  drop_path_rate=drop_path_rate, augment=augment, image_size=image_size)
     run = Run(defaults, given, data, "train", output_dir, seed, jit_compile, distribute,
-               gradient_accumulation_steps, mixed_precision, verbose)
+               gradient_accumulation_steps, mixed_precision, verbose, model_parallel)
     recipe = run.recipe
     train_ds, test_ds, info = run.load(recipe["image_size"], data_dir=data_dir,
                                        manual_dir=manual_dir)
@@ -284,7 +289,8 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
              jit_compile="auto", distribute=False, gradient_accumulation_steps=None,
              steps_per_execution=None, data_dir=None, manual_dir=None, tensorboard=True,
              verbose="auto", overwrite=False, command=None, layer_decay=None, ema=None,
-             lora_rank=None, remat=False, variant=None, model_fields=None):
+             lora_rank=None, remat=False, variant=None, model_fields=None,
+             model_parallel=None):
     """Fine-tunes a pre-trained ViT with the paper's fine-tuning recipe.
 
     SGD with momentum 0.9, cosine decay after a short warmup, global grad-norm
@@ -311,7 +317,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
         variant, model_fields: what the checkpoint file does not record, e.g.
             variant="B/16" or model_fields={"num_heads": 3} (as `keras-vit
             convert --variant/--set`). Defaults: None.
-        Others: as in `train`.
+        model_parallel, others: as in `train`.
 
     Returns:
         The metrics dict also written to `output_dir/metrics.json`.
@@ -320,7 +326,8 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
                  warmup_epochs=warmup_epochs, decay=decay, label_smoothing=label_smoothing,
                  augment=augment)
     run = Run(FINETUNE_RECIPE, given, data, "finetune", output_dir, seed, jit_compile,
-               distribute, gradient_accumulation_steps, mixed_precision, verbose)
+               distribute, gradient_accumulation_steps, mixed_precision, verbose,
+               model_parallel)
     with run.scope():
         # Probe the data set for its classes first, then load at the model's size.
         _, probe = datasets.load_dataset(data, "test", batch_size=1, data_dir=data_dir,
