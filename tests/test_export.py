@@ -32,7 +32,7 @@ def _tiny_model():
 def _skip_if_missing(format):
     missing = export.missing_requirements(format)
     if missing:
-        pytest.skip(f"{format} export needs {', '.join(missing)} (pip install ".[export]")")
+        pytest.skip(f"{format} export needs {', '.join(missing)} (pip install '.[export]')")
 
 
 @pytest.fixture(scope="module")
