@@ -41,6 +41,7 @@ _EXPORTS = {
         "keras_vit.surgery",
     ),
     "convert_checkpoint": "keras_vit.checkpoints",
+    "export_checkpoint": "keras_vit.checkpoints",
     **dict.fromkeys(("enable_lora", "merge_lora"), "keras_vit.training.finetune_kit"),
 }
 _SUBMODULES = (
