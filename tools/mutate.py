@@ -194,6 +194,12 @@ MUTATIONS = [
     ("export-overwrites-unasked", "keras_vit/checkpoints/export.py",
      "if present and not overwrite:", "if False:",
      ["tests/test_export_checkpoint.py::test_never_overwrites_unasked"], {}),
+    ("hub-cache-links-refused", "keras_vit/checkpoints/port.py",
+     'roots.append(os.path.join(os.path.dirname(parent), "blobs"))', "pass",
+     ["tests/test_hub.py::test_hf_and_timm_repos_from_an_offline_cache"], {}),
+    ("hub-any-architecture", "keras_vit/checkpoints/hub.py",
+     "        check_architecture(read_json(config_path, \"hub config\"), source)\n", "",
+     ["tests/test_hub.py::test_unsupported_architecture_refused_before_the_weights"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

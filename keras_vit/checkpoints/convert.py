@@ -25,7 +25,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_vit.checkpoints import hf, npz, registry, safetensors_io, timm, validate
+from keras_vit.checkpoints import hf, hub, npz, registry, safetensors_io, timm, validate
 from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
 from keras_vit.errors import ArgumentError, DataNotFound, KerasViTError
 from keras_vit.models.config import ViTConfig, field_names
@@ -447,6 +447,8 @@ def resolve(source, variant=None):
             f"registered checkpoint name. Received: source={source!r}"
         )
     source = os.fspath(source)
+    if hub.is_hub_name(source):  # hf://owner/name: its snapshot in the hub cache
+        return hub.download(source), None
     if os.path.exists(source):
         return source, None
     entry = registry.find(source, variant)
