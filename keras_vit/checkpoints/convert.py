@@ -25,7 +25,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_vit.checkpoints import hf, hub, npz, registry, safetensors_io, timm, validate
+from keras_vit.checkpoints import hf, hub, labels, npz, registry, safetensors_io, timm, validate
 from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
 from keras_vit.errors import ArgumentError, DataNotFound, KerasViTError
 from keras_vit.models.config import ViTConfig, field_names
@@ -305,6 +305,8 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
         fields["num_classes"] = wanted
         fields["head_bias"] = True  # a new classifier, even after CLIP's bias-free projection
     fields["include_top"] = bool(include_top)
+    if keep_head:  # the checkpoint's own class names, or ImageNet's for an ImageNet head
+        fields["class_names"] = labels.class_names(path, src.format, fields["num_classes"], entry)
     if "pooling" in overrides and overrides["pooling"] is None and fields.get(
             "representation_size") is not None:
         # Every token asked for: the pre-logits Dense (HF ViTModel's pooler) reads only

@@ -47,14 +47,15 @@ _NEUTRAL = ("dropout_rate", "attention_dropout_rate", "drop_path_rate", "include
 SUPPORTED = {
     "timm": _NEUTRAL + (
         "image_size", "patch_size", "num_channels", "hidden_size", "num_layers", "num_heads",
-        "mlp_dim", "num_classes", "include_top", "pooling", "class_token",
+        "mlp_dim", "num_classes", "include_top", "pooling", "class_token", "class_names",
         "normalization_mean", "normalization_std", "gelu_approximate", "quick_gelu",
         "qkv_bias", "qk_norm", "fc_norm", "layer_scale_init_value", "num_register_tokens",
         "position_embedding"),
     "hf": _NEUTRAL + (
         "image_size", "patch_size", "num_channels", "hidden_size", "num_layers", "num_heads",
         "mlp_dim", "num_classes", "include_top", "pooling", "normalization_mean",
-        "normalization_std", "gelu_approximate", "qkv_bias", "layer_norm_epsilon"),
+        "normalization_std", "gelu_approximate", "qkv_bias", "layer_norm_epsilon",
+        "class_names"),
 }
 # Values of supported fields the target still cannot build: field -> (allowed, why).
 _ALLOWED = {
@@ -120,8 +121,7 @@ def _mean_std(config):
 
 
 def _label_map(model, config):
-    names = getattr(model, "class_names", None) or [
-        f"LABEL_{i}" for i in range(config.num_classes)]
+    names = config.class_names or [f"LABEL_{i}" for i in range(config.num_classes)]
     return {str(i): str(name) for i, name in enumerate(names)}
 
 
@@ -200,7 +200,7 @@ def timm_config(model, config):
             "pool_size": None, "first_conv": "patch_embed.proj", "classifier": "head",
         },
         **({"label_names": [names[str(i)] for i in range(num_classes)]}
-           if getattr(model, "class_names", None) and num_classes else {}),
+           if config.class_names and num_classes else {}),
     }
 
 
