@@ -156,3 +156,16 @@ def test_bad_names_and_no_huggingface_hub(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
     with pytest.raises(CheckpointError, match=r'need huggingface_hub.*pip install "\.\[hub\]"'):
         keras_vit.ViT(weights="hf://google/vit-base-patch16-224")
+
+
+def test_registry_lists_hub_names():
+    from keras_vit.checkpoints import hub, registry
+
+    names = [c.name for c in registry.HUB_CHECKPOINTS]
+    assert "hf://timm/vit_base_patch16_224.augreg2_in21k_ft_in1k" in names
+    assert "hf://google/vit-base-patch16-224" in names
+    for name in names:
+        hub.parse(name)  # each is a valid hub name
+    path = os.path.join(os.path.dirname(__file__), "..", "weights", "CHECKPOINTS.md")
+    with open(path) as f:
+        assert registry.hub_markdown_table() in f.read()  # the doc is regenerated

@@ -163,7 +163,8 @@ def timm_state_dict(model, config):
         t[f"{a}kv.weight"] = np.concatenate([w[f"{m}key/kernel"].T, w[f"{m}value/kernel"].T])
         t[f"{a}kv.bias"] = np.concatenate([w[f"{m}key/bias"], w[f"{m}value/bias"]])
         t[f"{a}proj.weight"], t[f"{a}proj.bias"] = w[f"{m}output/kernel"].T, w[f"{m}output/bias"]
-        t[f"{a}norm.weight"], t[f"{a}norm.bias"] = w[f"{m}layer_norm/gamma"], w[f"{m}layer_norm/beta"]
+        t[f"{a}norm.weight"] = w[f"{m}layer_norm/gamma"]
+        t[f"{a}norm.bias"] = w[f"{m}layer_norm/beta"]
         for s_, b in (("fc1", "dense_1"), ("fc2", "dense_2")):
             t[f"{a}mlp.{s_}.weight"] = w[f"{m}mlp/{b}/kernel"].T
             t[f"{a}mlp.{s_}.bias"] = w[f"{m}mlp/{b}/bias"]
@@ -209,7 +210,8 @@ def hf_state_dict(model, config):
     p = "vit." if config.include_top else ""
     t = {}
     e = f"{p}embeddings."
-    t[f"{e}patch_embeddings.projection.weight"] = _dense_to_conv(w["patch_embedding/kernel"], config)
+    t[f"{e}patch_embeddings.projection.weight"] = _dense_to_conv(
+        w["patch_embedding/kernel"], config)
     t[f"{e}patch_embeddings.projection.bias"] = w["patch_embedding/bias"]
     t[f"{e}cls_token"] = w["patch_encoder/class_token"]
     t[f"{e}position_embeddings"] = w["patch_encoder/position_embedding/embeddings"]

@@ -24,8 +24,9 @@ from keras_vit.checkpoints.port import read_json
 
 _PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 # Installed from a wheel: keras_vit/weights/labels; in a source checkout: weights/labels.
-LABELS_DIR = next((d for d in (_PACKAGE / "weights" / "labels", _PACKAGE.parent / "weights" / "labels")
-                   if d.is_dir()), _PACKAGE.parent / "weights" / "labels")
+LABELS_DIR = next((d for d in (_PACKAGE / "weights" / "labels",
+                              _PACKAGE.parent / "weights" / "labels") if d.is_dir()),
+                  _PACKAGE.parent / "weights" / "labels")
 IMAGENET = {1000: ("imagenet1k.txt", "in1k"), 21843: ("imagenet21k.txt.gz", "in21k")}
 _PLACEHOLDER = re.compile(r"^LABEL_\d+$")
 
@@ -63,7 +64,8 @@ def class_names(path, format, num_classes, entry=None):
     if entry is not None:
         return _imagenet_for(num_classes, entry.tag)
     folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    if format == "timm" and not os.path.isdir(path) and os.path.basename(path) != "model.safetensors":
+    bare = not os.path.isdir(path) and os.path.basename(path) != "model.safetensors"
+    if format == "timm" and bare:
         return None  # a bare state dict: its folder's config.json is not its own
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):

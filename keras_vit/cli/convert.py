@@ -70,7 +70,8 @@ def add_convert(sub):
             raise CommandError(f"cannot read {args.source}: {error}") from error
         written = export_checkpoint(model, args.output, format=args.to, overwrite=args.force)
         c = model.config
-        print(f"wrote {args.to} folder {args.output} ({', '.join(map(os.path.basename, written))}): "
+        files = ", ".join(map(os.path.basename, written))
+        print(f"wrote {args.to} folder {args.output} ({files}): "
               f"{c.num_layers} layers, width {c.hidden_size}, image {c.image_size}, "
               f"{c.num_classes if c.include_top else 0} classes")
         return 0
