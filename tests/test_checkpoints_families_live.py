@@ -103,3 +103,18 @@ def test_hf_siglip_live(tmp_path, full):
             reference = tower(torch_input(px, (0.5,) * 3, (0.5,) * 3),
                               interpolate_pos_encoding=hw != (24, 24)).pooler_output.numpy()
         check(keras_vit.convert_checkpoint(str(tmp_path), image_size=hw), px, reference)
+
+
+def test_hf_siglip_without_head_live(tmp_path):
+    """vision_use_head=False: no MAP head, so the features are every token (pooling=None)."""
+    config = transformers.SiglipVisionConfig(
+        hidden_size=24, intermediate_size=40, num_hidden_layers=2, num_attention_heads=3,
+        image_size=24, patch_size=6, vision_use_head=False)
+    model = perturb(transformers.SiglipVisionModel(config), 6)
+    save(model, tmp_path, (0.5,) * 3, (0.5,) * 3)
+    converted = keras_vit.convert_checkpoint(str(tmp_path))
+    assert converted.config.pooling is None
+    px = pixels(24, 24)
+    with torch.no_grad():
+        reference = model(torch_input(px, (0.5,) * 3, (0.5,) * 3)).last_hidden_state.numpy()
+    check(converted, px, reference)
