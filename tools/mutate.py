@@ -182,7 +182,7 @@ MUTATIONS = [
      "p[:, 1:2].repeat(registers, 1),\n                                          p[:, 1:]]",
      ["tests/test_checkpoints_families.py::test_hf_dinov2_folders"], {}),
     ("dinov2-registers-plain-bicubic", "keras_vit/checkpoints/hf.py",
-     "resample_antialias=registers > 0\n        or config.get(\"model_type\") == \"dinov2_with_registers\",",
+     "resample_antialias=config.get(\"model_type\") == \"dinov2_with_registers\",",
      "resample_antialias=False,",
      ["tests/test_checkpoints_families.py::test_hf_dinov2_folders"], {}),
     ("dinov2-layer-scale-dropped", "keras_vit/checkpoints/hf.py",

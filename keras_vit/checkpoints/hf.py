@@ -293,8 +293,9 @@ def _infer_dinov2(tensors, source, config, mean, std):
         gelu_approximate=act in _APPROXIMATE,
         qkv_bias="encoder.layer.0.attention.attention.query.bias" in tensors,
         normalization_mean=mean, normalization_std=std,
-        resample_method="bicubic", resample_antialias=registers > 0
-        or config.get("model_type") == "dinov2_with_registers",
+        # Dinov2Model: F.interpolate(size=...) bicubic; Dinov2WithRegistersModel: antialiased.
+        resample_method="bicubic",
+        resample_antialias=config.get("model_type") == "dinov2_with_registers",
     )
     size = config.get("image_size")
     if size is not None:
