@@ -118,3 +118,26 @@ def test_hf_siglip_without_head_live(tmp_path):
     with torch.no_grad():
         reference = model(torch_input(px, (0.5,) * 3, (0.5,) * 3)).last_hidden_state.numpy()
     check(converted, px, reference)
+
+
+@pytest.mark.parametrize("arch", ["vit_small_patch14_dinov2", "vit_small_patch14_reg4_dinov2"])
+def test_timm_dinov2_live(tmp_path, arch):
+    """timm's DINOv2 (layer scale, patch 14, registers with no_embed_class) as a bare state
+    dict, at its size and at one timm builds from it (its checkpoint_filter_fn's resize)."""
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    kw = dict(embed_dim=24, depth=2, num_heads=3, mlp_ratio=2, num_classes=0)
+    model = perturb(timm.create_model(arch, img_size=28, **kw), 7)
+    save_file(model.state_dict(), str(tmp_path / "m.safetensors"))
+    resized = timm.create_model(arch, img_size=(42, 56), **kw).eval()
+    resized.load_state_dict(checkpoint_filter_fn(model.state_dict(), resized))
+    for hw, reference_model in (((28, 28), model), ((42, 56), resized)):
+        px = pixels(*hw, seed=hw[1])
+        with torch.no_grad():
+            reference = reference_model(torch_input(px)).numpy()
+        converted = keras_vit.convert_checkpoint(
+            str(tmp_path / "m.safetensors"), num_heads=3, image_size=hw,
+            normalization_mean=MEAN, normalization_std=STD, include_top=False)
+        check(converted, px, reference)
