@@ -63,6 +63,9 @@ def check_architecture(config, source):
     model_type = config.get("model_type")
     if model_type in hf.MODEL_TYPES:
         return "hf"
+    if model_type in hf.REFUSED:  # a family refused by name, with its reason
+        raise CheckpointError(
+            f"{source}: model_type {model_type!r} is not supported: {hf.REFUSED[model_type]}.")
     raise CheckpointError(
         f"{source}: config.json has model_type {model_type!r} (architectures "
         f"{config.get('architectures')}); keras_vit reads HF model_type "

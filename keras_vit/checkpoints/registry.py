@@ -184,7 +184,6 @@ HUB_CHECKPOINTS = (
     HubCheckpoint("hf://facebook/deit-base-patch16-224", 224, 1000, "imagenet", "apache-2.0",
                   description="HF ViTForImageClassification layout of DeiT-B"),
     HubCheckpoint("hf://facebook/dinov2-small", 224, 0, "imagenet", "apache-2.0",
-                  loads="not yet: needs HF Dinov2Model (issue 21 part 1)",
                   description="HF Dinov2Model, features"),
 )
 
