@@ -238,6 +238,13 @@ MUTATIONS = [
      "        porter.drop(layout[\"other\"])",
      "        pass",
      ["tests/test_checkpoints_families.py::test_siglip_model_folder_loads_its_image_tower"], {}),
+    ("keras-hub-blocks-by-name", "keras_vit/checkpoints/keras_hub.py",
+     "                    key=_block_order)", "                    key=lambda n: -_block_order(n))",
+     ["tests/test_keras_hub.py::test_backbone_preset_matches_keras_hub"], {}),
+    ("keras-hub-heads-transposed", "keras_vit/checkpoints/keras_hub.py",
+     "np.concatenate([x.reshape(d, d) for x in k], axis=1)",
+     "np.concatenate([x.transpose(0, 2, 1).reshape(d, d) for x in k], axis=1)",
+     ["tests/test_keras_hub.py::test_backbone_preset_matches_keras_hub"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

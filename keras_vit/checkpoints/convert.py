@@ -25,7 +25,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_vit.checkpoints import hf, hub, labels, npz, registry, safetensors_io, timm, validate
+from keras_vit.checkpoints import hf, hub, keras_hub, labels, npz, registry, safetensors_io, timm, validate
 from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
 from keras_vit.errors import ArgumentError, DataNotFound, KerasViTError
 from keras_vit.models.config import ViTConfig, field_names
@@ -216,6 +216,13 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
     path, entry = resolve(source, variant)
     if entry is None and path.endswith(".keras"):
         return _from_keras_file(path, dtype, name, new_head, overrides)
+    if entry is None and keras_hub.is_preset(path):  # a keras-hub ViTBackbone preset
+        if overrides:
+            raise CheckpointError(
+                f"{path} is a keras-hub preset, loaded as it is (every token, no "
+                f"preprocessing); {sorted(overrides)} cannot be set on loading: convert "
+                "it, then use keras_vit.replace_head / resize_position_embeddings.")
+        return keras_hub.load_preset(path, dtype=dtype, name=name)
     if entry is not None:
         format = format or entry.format
         variant = variant or entry.variant
