@@ -102,17 +102,20 @@ def test_never_overwrites_unasked(tmp_path):
     assert json.loads((out / "config.json").read_text())["architecture"]
 
 
-def test_cli_convert_to(tmp_path):
+def test_cli_convert_to(tmp_path, capsys):
+    from keras_vit.cli import main
+
     model = perturbed(num_classes=3)
     model.save(tmp_path / "m.keras")
-    cmd = [sys.executable, "-m", "keras_vit", "convert", str(tmp_path / "m.keras"),
-           "--to", "hf", "--output", str(tmp_path / "hf")]
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    argv = ["convert", str(tmp_path / "m.keras"), "--to", "hf", "--output", str(tmp_path / "hf")]
+    run = subprocess.run([sys.executable, "-m", "keras_vit", *argv], capture_output=True,
+                         text=True)
     assert run.returncode == 0, run.stderr
-    assert "wrote" in run.stdout and "hf" in run.stdout
-    again = subprocess.run(cmd, capture_output=True, text=True)
-    assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1
-    assert "already has config.json" in again.stderr
+    assert "wrote hf folder" in run.stdout
+    capsys.readouterr()
+    assert main(argv) != 0  # the same again: refused in one line, nothing replaced
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "already has config.json" in err, err
     back = keras_vit.convert_checkpoint(str(tmp_path / "hf"))
     x = pixels()
     assert np.abs(logits(model, x) - logits(back, x)).max() <= 1e-5 * np.abs(logits(model, x)).max()
