@@ -205,6 +205,17 @@ def test_top_k_accuracy_matches_sklearn_and_keras(rng):
         top_k_accuracy(logits, labels, 13)
 
 
+def test_top_k_accuracy_breaks_ties_by_the_lower_class(rng):
+    # Many ties among 64 classes: an unstable sort ranks tied classes arbitrarily.
+    logits = rng.integers(0, 3, size=(200, 64)).astype("float32")
+    labels = rng.integers(0, 64, size=200)
+    for k in (1, 5):
+        # Expected by hand: rank by (-score, class index), one row at a time.
+        hits = [label in sorted(range(64), key=lambda c: (-row[c], c))[:k]
+                for row, label in zip(logits, labels)]
+        assert top_k_accuracy(logits, labels, k) == pytest.approx(np.mean(hits))
+
+
 def test_features_are_the_input_of_the_head(rng):
     model = tiny_vit()
     images = rng.uniform(0, 255, size=(6, 16, 16, 1)).astype("float32")

@@ -73,6 +73,18 @@ def test_corruption_counts_and_kinds_on_a_fixed_seed(seed):
 
 
 @pytest.mark.portable
+def test_a_replaced_patch_takes_the_other_one_of_two():
+    # Two patches, both replaced: each must become the other (a shift of 0 would
+    # keep it, which a large batch shows too rarely to catch).
+    embeddings = np.array([[[1.0, 1.0], [2.0, 2.0]]], "float32")
+    for seed in range(5):
+        out, kinds = corrupt_patches(embeddings, np.zeros((1, 1, 2), "float32"), seed,
+                                     corruption_rate=1.0, mask_rate=0.0, random_rate=1.0)
+        np.testing.assert_array_equal(numpy(kinds), [[REPLACED, REPLACED]])
+        np.testing.assert_array_equal(numpy(out), [[[2.0, 2.0], [1.0, 1.0]]])
+
+
+@pytest.mark.portable
 def test_mean_color_target_of_hand_made_rgb_image():
     # 8x8 image, 4x4 patches in raster order, each of one colour.
     colours = [(200, 100, 30), (255, 255, 255), (0, 0, 0), (31, 32, 63)]
