@@ -62,8 +62,10 @@ def test_int8_keeps_the_digits_accuracy_and_shrinks_the_file(tmp_path):
     accuracy = float((keras.ops.convert_to_numpy(model(x)).argmax(-1) == y).mean())
     _quantize(model, "int8")
     model.save(tmp_path / "int8.keras")
-    loaded = keras.models.load_model(tmp_path / "int8.keras")
-    quantized = float((keras.ops.convert_to_numpy(loaded(x)).argmax(-1) == y).mean())
+    # The in-memory int8 model: that a saved one loads to the same outputs is
+    # test_int8_reaches_every_dense_inside_the_blocks_and_round_trips (loading it
+    # again here cost ~5 s of this test's ~20 on a loaded 2-core CPU).
+    quantized = float((keras.ops.convert_to_numpy(model(x)).argmax(-1) == y).mean())
     assert accuracy >= 0.98
     assert abs(quantized - accuracy) < 0.005
     assert os.path.getsize(tmp_path / "int8.keras") < 0.5 * os.path.getsize(tmp_path / "float.keras")
