@@ -34,7 +34,7 @@ def assert_matches(model, key):
     """max |logit difference| <= 1e-4 of the reference logits' scale."""
     ref = REF[key]
     hw = key.rsplit("_", 1)[-1]
-    out = np.asarray(model(REF[f"pixels_{hw}"].astype("float32")))
+    out = keras.ops.convert_to_numpy(model(REF[f"pixels_{hw}"].astype("float32")))
     assert out.shape == ref.shape, (out.shape, ref.shape)
     error = np.abs(out - ref).max() / np.abs(ref).max()
     assert error <= 1e-4, f"{key}: {error:.2e} of the logits' scale"
@@ -471,3 +471,75 @@ def test_hf_vitmodel_every_token_drops_the_pooler():
     # The pooler is Dense + tanh on the class token: the tokens' first row, through it.
     dense = pooled.get_layer("pre_logits")
     np.testing.assert_allclose(np.asarray(dense(t[:, 0])), REF["hf_vitmodel_32x32"], atol=1e-4)
+
+
+# DINOv2 and SigLIP HF folders (patch 14, layer scale, registers; no class token, MAP head).
+
+@pytest.mark.parametrize("name", ["hf_dinov2", "hf_dinov2_reg"])
+def test_hf_dinov2_folders(name):
+    """pooler_output (the normed class token) at 42x42 and at 56x70, where HF resizes the
+    position embeddings itself: Dinov2Model plain bicubic, Dinov2WithRegistersModel
+    antialiased."""
+    model = keras_vit.convert_checkpoint(path(name))
+    c = model.config
+    assert (c.patch_size, c.layer_scale_init_value, c.include_top) == (14, 0.1, False)
+    assert c.num_register_tokens == (2 if name == "hf_dinov2_reg" else 0)
+    assert (c.resample_method, c.resample_antialias) == ("bicubic", name == "hf_dinov2_reg")
+    assert_matches(model, f"{name}_42x42")
+    assert_matches(keras_vit.convert_checkpoint(path(name), image_size=(56, 70)),
+                   f"{name}_56x70")
+    other = keras_vit.resize_position_embeddings(model, (56, 70), method="bicubic",
+                                                 antialias=not c.resample_antialias)
+    with pytest.raises(AssertionError, match="scale"):  # the other source's rule misses
+        assert_matches(other, f"{name}_56x70")
+
+
+def test_hf_siglip_vision_folder(tmp_path):
+    """pooler_output (the MAP head over every token, no class token) at 32x32, and at
+    32x40 through interpolate_pos_encoding=True (plain bicubic)."""
+    model = keras_vit.convert_checkpoint(path("hf_siglip"))
+    c = model.config
+    assert (c.class_token, c.pooling, c.include_top, c.gelu_approximate) == (
+        False, "map", False, True)
+    assert_matches(model, "hf_siglip_32x32")
+    assert_matches(keras_vit.convert_checkpoint(path("hf_siglip"), image_size=(32, 40)),
+                   "hf_siglip_32x40")
+    check_save_load(model, REF["pixels_32x32"].astype("float32"), tmp_path)
+
+
+def test_dinov2_registers_round_trip(tmp_path):
+    model = keras_vit.convert_checkpoint(path("hf_dinov2_reg"))
+    check_save_load(model, REF["pixels_42x42"].astype("float32"), tmp_path)
+
+
+def test_siglip_model_folder_loads_its_image_tower(tmp_path):
+    """A SiglipModel folder (what is published): vision_config, `vision_model.*`; the text
+    tower and logit scale/bias are dropped."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "siglip"
+    folder.mkdir()
+    vision = json.load(open(path("hf_siglip/config.json")))
+    json.dump({"model_type": "siglip", "vision_config": vision,
+               "text_config": {"hidden_size": 8}}, open(folder / "config.json", "w"))
+    shutil.copy(path("hf_siglip/preprocessor_config.json"), folder)
+    tensors = {f"vision_model.{k}": v
+               for k, v in load_file(path("hf_siglip/model.safetensors")).items()}
+    tensors.update({"text_model.embeddings.token_embedding.weight": np.ones((4, 8), "float32"),
+                    "logit_scale": np.ones((1,), "float32"),
+                    "logit_bias": np.zeros((1,), "float32")})
+    save_file(tensors, str(folder / "model.safetensors"))
+    assert_matches(keras_vit.convert_checkpoint(str(folder)), "hf_siglip_32x32")
+
+
+@pytest.mark.parametrize("model_type, change, match", [
+    ("siglip2_vision_model", {}, "NaFlex"),
+    ("dinov2", {"use_swiglu_ffn": True}, "use_swiglu_ffn"),
+])
+def test_unsupported_families_refused_by_name(tmp_path, model_type, change, match):
+    folder = tmp_path / "f"
+    shutil.copytree(path("hf_dinov2"), folder)
+    config = dict(json.load(open(folder / "config.json")), model_type=model_type, **change)
+    json.dump(config, open(folder / "config.json", "w"))
+    with pytest.raises(CheckpointError, match=match):
+        keras_vit.convert_checkpoint(str(folder))

@@ -71,8 +71,8 @@ def detect_format(path):
         meta = read_json(config, "config")
         if "architecture" in meta:
             return "timm"
-        if meta.get("model_type") in hf.MODEL_TYPES:
-            return "hf"
+        if meta.get("model_type") in hf.MODEL_TYPES or meta.get("model_type") in hf.REFUSED:
+            return "hf"  # a refused family is refused by name, with why, when read
         raise CheckpointError(
             f"{config} names neither a timm `architecture` nor an HF model_type in "
             f"{list(hf.MODEL_TYPES)} (it says model_type={meta.get('model_type')!r})."

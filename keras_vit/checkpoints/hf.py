@@ -16,6 +16,10 @@ DeiT (model_type "deit") has `deit.` before the same names, a
 (DeiTForImageClassification) or `cls_classifier` + `distillation_classifier`
 averaged (DeiTForImageClassificationWithTeacher).
 
+DINOv2 (`Dinov2Model`, `Dinov2WithRegistersModel`) and SigLIP
+(`SiglipVisionModel`, or the image tower of a `SiglipModel` folder) are read
+by `_infer_dinov2` / `_infer_siglip` below.
+
 config.json gives the architecture, the image size (int or [height, width]),
 `hidden_act` (exact "gelu" or a tanh approximation), `layer_norm_eps` (1e-12
 by default) and `qkv_bias`; preprocessor_config.json the normalisation (the
@@ -30,11 +34,27 @@ import numpy as np
 from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top, read_json
 from keras_vit.checkpoints.validate import HF_CONFIG_FIELDS, HF_PREPROCESSOR_FIELDS, check_fields
 
-MODEL_TYPES = ("vit", "deit", "clip_vision_model")
+MODEL_TYPES = ("vit", "deit", "clip_vision_model", "dinov2", "dinov2_with_registers",
+               "siglip_vision_model", "siglip")
+# Families refused by name, with why (detect_format sends them here to say so).
+REFUSED = {
+    "siglip2_vision_model": "SigLIP 2's NaFlex towers (Siglip2VisionModel) embed "
+    "patches of any aspect ratio with a pixel mask and resize their position "
+    "embeddings per image (bilinear); this model has one fixed grid. SigLIP 2's "
+    "fixed-resolution checkpoints (model_type siglip) load",
+    "siglip2": "SigLIP 2's NaFlex towers (Siglip2Model) embed patches of any aspect "
+    "ratio with a pixel mask and resize their position embeddings per image; this "
+    "model has one fixed grid. SigLIP 2's fixed-resolution checkpoints (model_type "
+    "siglip) load",
+}
 _DEFAULT_NORMALIZATION = {"vit": ((0.5,), (0.5,)),
                           "deit": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                           "clip_vision_model": ((0.48145466, 0.4578275, 0.40821073),
-                                                (0.26862954, 0.26130258, 0.27577711))}
+                                                (0.26862954, 0.26130258, 0.27577711)),
+                          "dinov2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                          "dinov2_with_registers": ((0.485, 0.456, 0.406),
+                                                    (0.229, 0.224, 0.225)),
+                          "siglip_vision_model": ((0.5,), (0.5,)), "siglip": ((0.5,), (0.5,))}
 
 _EXACT = ("gelu",)
 _QUICK = ("quick_gelu",)
@@ -94,12 +114,19 @@ def read_meta(folder):
 def infer_config(tensors, source, meta):
     config, (mean, std) = meta
     model_type = config.get("model_type", "vit")
+    if model_type in REFUSED:
+        raise CheckpointError(f"{source}: model_type {model_type!r} is not supported: "
+                              f"{REFUSED[model_type]}.")
     if model_type not in MODEL_TYPES:
         raise CheckpointError(
             f"{source}: model_type {model_type!r} is not one of {list(MODEL_TYPES)}."
         )
     if model_type == "clip_vision_model":
         return _infer_clip(tensors, source, config, mean, std)
+    if model_type.startswith("dinov2"):
+        return _infer_dinov2(tensors, source, config, mean, std)
+    if model_type.startswith("siglip"):
+        return _infer_siglip(tensors, source, config, mean, std)
     for key in ("encoder_stride",):
         config.pop(key, None)  # masked-image-modelling decoder only
     if config.get("pooler_act", "tanh") != "tanh":
@@ -221,9 +248,198 @@ def _port_clip(porter, config, layout):
             porter.drop("visual_projection.weight")
 
 
+def _infer_dinov2(tensors, source, config, mean, std):
+    """Dinov2Model / Dinov2WithRegistersModel (Oquab et al. 2023; Darcet et al. 2023).
+
+    The ViT keys with `norm1|norm2` for `layernorm_before|after`, `mlp.fc1|fc2`,
+    layer scale `layer_scale1|2.lambda1` (D,), `embeddings.mask_token` (iBOT's,
+    unused at inference: dropped), `embeddings.register_tokens` (1, R, D) after
+    the class token with no position embedding. pooler_output is the normed
+    class token. A new input size: Dinov2Model resizes the position embeddings
+    with plain bicubic (F.interpolate(size=...)), Dinov2WithRegistersModel with
+    antialias=True; the model records which.
+    """
+    if "dinov2.embeddings.cls_token" in tensors:
+        raise CheckpointError(
+            f"{source}: Dinov2ForImageClassification's head reads the class token and the "
+            "mean patch token together, which this model has no head for; convert the "
+            "Dinov2Model backbone (its `dinov2.*` tensors saved alone) instead.")
+    if config.get("use_swiglu_ffn") or "encoder.layer.0.mlp.weights_in.weight" in tensors:
+        raise CheckpointError(
+            f"{source}: use_swiglu_ffn (DINOv2 giant's SwiGLU MLP) is not supported: "
+            "this model's MLP is Dense-GELU-Dense.")
+    if not config.get("apply_layernorm", True):
+        raise CheckpointError(f"{source}: apply_layernorm=false is not supported.")
+    if "embeddings.patch_embeddings.projection.weight" not in tensors:
+        raise CheckpointError(
+            f"{source} is not an HF Dinov2Model: no `embeddings.patch_embeddings.projection"
+            f".weight`. Its first keys: {sorted(tensors)[:5]}")
+    act = config.get("hidden_act", "gelu")
+    if act not in _EXACT + _APPROXIMATE:
+        raise CheckpointError(f"{source}: hidden_act {act!r} is not a GELU this model has.")
+    width, channels, patch, _ = tensors["embeddings.patch_embeddings.projection.weight"].shape
+    layers = 0
+    while f"encoder.layer.{layers}.norm1.weight" in tensors:
+        layers += 1
+    registers = int(tensors["embeddings.register_tokens"].shape[1]
+                    if "embeddings.register_tokens" in tensors else 0)
+    fields = dict(
+        patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
+        num_layers=layers, num_heads=int(config.get("num_attention_heads", 12)),
+        mlp_dim=int(tensors["encoder.layer.0.mlp.fc1.weight"].shape[0]),
+        class_token=True, pooling="token", num_register_tokens=registers,
+        layer_scale_init_value=float(config.get("layerscale_value", 1.0)),
+        layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-6)),
+        gelu_approximate=act in _APPROXIMATE,
+        qkv_bias="encoder.layer.0.attention.attention.query.bias" in tensors,
+        normalization_mean=mean, normalization_std=std,
+        # Dinov2Model: F.interpolate(size=...) bicubic; Dinov2WithRegistersModel: antialiased.
+        resample_method="bicubic",
+        resample_antialias=config.get("model_type") == "dinov2_with_registers",
+    )
+    size = config.get("image_size")
+    if size is not None:
+        fields["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
+    n_patches = tensors["embeddings.position_embeddings"].shape[1] - 1
+    return fields, n_patches, dict(family="dinov2")
+
+
+def _port_dinov2(porter, config):
+    t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
+    e = "embeddings."
+    porter.port(f"{e}patch_embeddings.projection.weight", "patch_embedding/kernel",
+                conv_to_dense_kernel)
+    porter.port(f"{e}patch_embeddings.projection.bias", "patch_embedding/bias")
+    porter.port(f"{e}cls_token", "patch_encoder/class_token")
+    registers = config.num_register_tokens
+    if registers:
+        porter.port(f"{e}register_tokens", "patch_encoder/register_tokens")
+    # [class, registers, patches]: the registers join after the embeddings are added.
+    porter.port(f"{e}position_embeddings", "patch_encoder/position_embedding/embeddings",
+                lambda p: np.concatenate([p[:, :1], np.zeros_like(p[:, :1]).repeat(registers, 1),
+                                          p[:, 1:]], 1))
+    if porter.has(f"{e}mask_token"):
+        porter.drop((f"{e}mask_token",))  # iBOT's masked-patch token: training only
+    for i in range(config.num_layers):
+        src, dst = f"encoder.layer.{i}.", f"transformer_block_{i}/"
+        for s, k in (("norm1", "layer_norm_1"), ("norm2", "layer_norm_2")):
+            porter.port(f"{src}{s}.weight", f"{dst}{k}/gamma")
+            porter.port(f"{src}{s}.bias", f"{dst}{k}/beta")
+        qkv = tuple(f"{src}attention.attention.{n}" for n in ("query", "key", "value"))
+        porter.port(tuple(f"{k}.weight" for k in qkv), f"{dst}attention/qkv/kernel",
+                    lambda *w: np.concatenate([x.T for x in w], axis=1))  # (D, 3D)
+        if config.qkv_bias:
+            porter.port(tuple(f"{k}.bias" for k in qkv), f"{dst}attention/qkv/bias",
+                        lambda *b: np.concatenate(b))
+        porter.port(f"{src}attention.output.dense.weight", f"{dst}attention/output/kernel", t)
+        porter.port(f"{src}attention.output.dense.bias", f"{dst}attention/output/bias")
+        porter.port(f"{src}layer_scale1.lambda1", f"{dst}layer_scale_1")
+        porter.port(f"{src}layer_scale2.lambda1", f"{dst}layer_scale_2")
+        for s, k in (("fc1", "dense_1"), ("fc2", "dense_2")):
+            porter.port(f"{src}mlp.{s}.weight", f"{dst}mlp/{k}/kernel", t)
+            porter.port(f"{src}mlp.{s}.bias", f"{dst}mlp/{k}/bias")
+    porter.port("layernorm.weight", "encoder_norm/gamma")
+    porter.port("layernorm.bias", "encoder_norm/beta")
+
+
+def _infer_siglip(tensors, source, config, mean, std):
+    """SiglipVisionModel, or a SiglipModel's image tower (Zhai et al. 2023; SigLIP 2's
+    fixed-resolution checkpoints are this model too).
+
+    Keys (with `vision_model.` before them in a SiglipModel, beside the text
+    tower's `text_model.*` and `logit_scale|logit_bias`, which are dropped):
+    `embeddings.patch_embedding` (Conv2D with bias), `embeddings.position_embedding
+    .weight` (N, D): no class token; the CLIP encoder names (`encoder.layers.{i}.
+    layer_norm1|2`, `self_attn.q|k|v|out_proj`, `mlp.fc1|fc2`), `post_layernorm`,
+    and the MAP head `head.probe` (1, 1, D), `head.attention` (torch
+    MultiheadAttention: `in_proj_weight` (3D, D) = q|k|v, `out_proj`),
+    `head.layernorm`, `head.mlp.fc1|fc2`: its output is pooler_output.
+    """
+    if config.get("model_type") == "siglip":
+        config = dict(config.get("vision_config") or {}, model_type="siglip")
+        check_fields(config, HF_CONFIG_FIELDS, f"{source} (config.json vision_config)")
+    prefix = "vision_model." if "vision_model.embeddings.patch_embedding.weight" in tensors else ""
+    if f"{prefix}embeddings.patch_embedding.weight" not in tensors:
+        raise CheckpointError(
+            f"{source} is not an HF SigLIP vision model: no `embeddings.patch_embedding"
+            f".weight`. Its first keys: {sorted(tensors)[:5]}")
+    act = config.get("hidden_act", "gelu_pytorch_tanh")
+    if act not in _EXACT + _APPROXIMATE:
+        raise CheckpointError(f"{source}: hidden_act {act!r} is not a GELU this model has.")
+    width, channels, patch, _ = tensors[f"{prefix}embeddings.patch_embedding.weight"].shape
+    layers = 0
+    while f"{prefix}encoder.layers.{layers}.layer_norm1.weight" in tensors:
+        layers += 1
+    head = f"{prefix}head.probe" in tensors
+    fields = dict(
+        patch_size=int(patch), num_channels=int(channels), hidden_size=int(width),
+        num_layers=layers, num_heads=int(config.get("num_attention_heads", 12)),
+        mlp_dim=int(tensors[f"{prefix}encoder.layers.0.mlp.fc1.weight"].shape[0]),
+        class_token=False, pooling="map" if head else None,
+        layer_norm_epsilon=float(config.get("layer_norm_eps", 1e-6)),
+        gelu_approximate=act in _APPROXIMATE,
+        normalization_mean=mean, normalization_std=std,
+    )
+    size = config.get("image_size")
+    if size is not None:
+        fields["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
+    n_patches = tensors[f"{prefix}embeddings.position_embedding.weight"].shape[0]
+    other = tuple(k for k in tensors if not k.startswith(prefix)) if prefix else ()
+    return fields, n_patches, dict(prefix=prefix, family="siglip", other=other)
+
+
+def _port_siglip(porter, config, layout):
+    p = layout["prefix"]
+    t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
+    if layout["other"]:
+        porter.drop(layout["other"])  # a SiglipModel's text tower and its logit scale/bias
+    e = f"{p}embeddings."
+    porter.port(f"{e}patch_embedding.weight", "patch_embedding/kernel", conv_to_dense_kernel)
+    porter.port(f"{e}patch_embedding.bias", "patch_embedding/bias")
+    porter.port(f"{e}position_embedding.weight", "patch_encoder/position_embedding/embeddings",
+                lambda w: w[None])
+    for i in range(config.num_layers):
+        src, dst = f"{p}encoder.layers.{i}.", f"transformer_block_{i}/"
+        for s, k in (("layer_norm1", "layer_norm_1"), ("layer_norm2", "layer_norm_2")):
+            porter.port(f"{src}{s}.weight", f"{dst}{k}/gamma")
+            porter.port(f"{src}{s}.bias", f"{dst}{k}/beta")
+        qkv = tuple(f"{src}self_attn.{n}_proj" for n in "qkv")
+        porter.port(tuple(f"{k}.weight" for k in qkv), f"{dst}attention/qkv/kernel",
+                    lambda *w: np.concatenate([x.T for x in w], axis=1))  # (D, 3D)
+        porter.port(tuple(f"{k}.bias" for k in qkv), f"{dst}attention/qkv/bias",
+                    lambda *b: np.concatenate(b))
+        porter.port(f"{src}self_attn.out_proj.weight", f"{dst}attention/output/kernel", t)
+        porter.port(f"{src}self_attn.out_proj.bias", f"{dst}attention/output/bias")
+        for s, k in (("fc1", "dense_1"), ("fc2", "dense_2")):
+            porter.port(f"{src}mlp.{s}.weight", f"{dst}mlp/{k}/kernel", t)
+            porter.port(f"{src}mlp.{s}.bias", f"{dst}mlp/{k}/bias")
+    porter.port(f"{p}post_layernorm.weight", "encoder_norm/gamma")
+    porter.port(f"{p}post_layernorm.bias", "encoder_norm/beta")
+    if config.pooling != "map":
+        return
+    d, a = config.hidden_size, f"{p}head."
+    porter.port(f"{a}probe", "map_head/probe")
+    for j, name in enumerate(("query", "key", "value")):
+        porter.port(f"{a}attention.in_proj_weight", f"map_head/{name}/kernel",
+                    lambda w, j=j: w[j * d:(j + 1) * d].T)
+        porter.port(f"{a}attention.in_proj_bias", f"map_head/{name}/bias",
+                    lambda b, j=j: b[j * d:(j + 1) * d])
+    porter.port(f"{a}attention.out_proj.weight", "map_head/output/kernel", t)
+    porter.port(f"{a}attention.out_proj.bias", "map_head/output/bias")
+    porter.port(f"{a}layernorm.weight", "map_head/layer_norm/gamma")
+    porter.port(f"{a}layernorm.bias", "map_head/layer_norm/beta")
+    for s, k in (("fc1", "dense_1"), ("fc2", "dense_2")):
+        porter.port(f"{a}mlp.{s}.weight", f"map_head/mlp/{k}/kernel", t)
+        porter.port(f"{a}mlp.{s}.bias", f"map_head/mlp/{k}/bias")
+
+
 def port(porter, config, layout):
     if layout.get("family") == "clip":
         return _port_clip(porter, config, layout)
+    if layout.get("family") == "dinov2":
+        return _port_dinov2(porter, config)
+    if layout.get("family") == "siglip":
+        return _port_siglip(porter, config, layout)
     p = layout["prefix"]
     t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
     porter.port(f"{p}embeddings.patch_embeddings.projection.weight", "patch_embedding/kernel",
