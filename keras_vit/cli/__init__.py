@@ -26,6 +26,7 @@ from keras_vit.cli.vtab import add_vtab
 COMMANDS = [add_summary, add_train, add_finetune, add_pretrain, add_evaluate, add_vtab,
             add_predict, add_convert, add_export, add_visualize, add_benchmark]
 
+INTERRUPTED_STATUS = 130  # a process ended by SIGINT, as shells report it (128 + 2)
 _VERBOSE_HELP = "show TensorFlow's start-up log lines (hidden by default)"
 
 
@@ -44,6 +45,13 @@ def build_parser():
     return parser
 
 
+def _interrupted(error):
+    """True for `keras_vit.training.interrupt.TrainingInterrupted` (Ctrl-C during training),
+    looked up only where training ran, so a refused argument imports no Keras."""
+    module = sys.modules.get("keras_vit.training.interrupt")
+    return module is not None and isinstance(error, module.TrainingInterrupted)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -55,9 +63,15 @@ def main(argv=None):
     quiet_tensorflow(args.verbose)
     try:
         return args.run(args) or 0
+    except KeyboardInterrupt:  # Ctrl-C outside training's own handling (loading, saving)
+        print(f"keras-vit {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS
     except Exception as error:  # noqa: BLE001 - a bug is re-raised with its traceback
         if not is_user_error(error):
             raise
+        if _interrupted(error):  # not an error: what the user asked for
+            print(f"keras-vit {args.command}: {error}", file=sys.stderr)
+            return INTERRUPTED_STATUS
         print(f"keras-vit {args.command}: error: {error}", file=sys.stderr)
         return 1
 
