@@ -115,3 +115,13 @@ def test_hostile_images_are_one_line_or_read(tmp_path, kind):
         assert str(path) in str(error) and "\n" not in str(error)
     else:
         assert kind == "lab" and np.isfinite(pixels).all() and pixels.max() <= 255
+
+
+def test_a_named_variant_keeps_its_patch(tmp_path):
+    # Ti/16 at 30 px was trained silently with 3 px patches (101 tokens, 5.36 M parameters).
+    out = _cli("train", "--model", "Ti/16", "--image-size", "30", "--epochs", "1",
+               "--output-dir", str(tmp_path / "run"), *TINY)
+    line = _one_error_line(out)
+    assert "--model Ti/16 cuts 16x16 patches" in line and "30x30" in line, line
+    assert "--image-size 32, 48" in line and "--set patch_size=P" in line, line
+    assert not (tmp_path / "run").exists()
