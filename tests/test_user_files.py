@@ -4,6 +4,8 @@ Broken images and one-class folders refused in one line naming them, an RGBA dra
 a transparent canvas read as a drawing, 16-bit and EXIF-rotated images read as they look.
 """
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -125,3 +127,13 @@ def test_a_named_variant_keeps_its_patch(tmp_path):
     assert "--model Ti/16 cuts 16x16 patches" in line and "30x30" in line, line
     assert "--image-size 32, 48" in line and "--set patch_size=P" in line, line
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_reads_a_folder_with_the_models_channels(tmp_path):
+    # The shipped digits model is gray; its user's folder is RGB (what finetune accepts).
+    data = _digit_folder(tmp_path / "rgb", rgb=True, per_class=6, classes=tuple("0123456789"))
+    out = _cli("evaluate", "--model", "weights/digits/model.keras", "--data", str(data),
+               "--shots", "none")
+    assert out.returncode == 0, out.stderr[-3000:]  # was "the model takes 1-channel images"
+    result = json.loads(out.stdout[out.stdout.index("{"):])  # after Keras' "Using 6 files"
+    assert result["num_examples"] == 6 and result["top1"] >= 0.5, result  # 5 of 6 here
