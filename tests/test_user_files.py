@@ -137,3 +137,30 @@ def test_evaluate_reads_a_folder_with_the_models_channels(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]  # was "the model takes 1-channel images"
     result = json.loads(out.stdout[out.stdout.index("{"):])  # after Keras' "Using 6 files"
     assert result["num_examples"] == 6 and result["top1"] >= 0.5, result  # 5 of 6 here
+
+
+def test_a_folder_of_rgba_drawings_is_composited_as_read_image_does(tmp_path):
+    from keras_vit.data import load_dataset
+    from keras_vit.data.image_file import read_image
+
+    rng = np.random.default_rng(0)
+    files = []
+    for name in ("a", "b"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, (12, 16, 4)).astype(np.uint8)  # not square
+            pixels[..., 3] = np.where(rng.random((12, 16)) < 0.7, 0, pixels[..., 3])
+            files.append(tmp_path / "train" / name / f"{i}.png")
+            Image.fromarray(pixels, "RGBA").save(files[-1])
+    Image.fromarray(rng.integers(0, 256, (12, 16, 3)).astype(np.uint8)).save(
+        tmp_path / "train" / "b" / "opaque.png")
+    files.insert(4, tmp_path / "train" / "b" / "opaque.png")  # sorted: 0, 1, opaque
+    for channels, tolerance in ((3, 0.51), (1, 1.01)):  # PIL rounds to 8 bits; gray twice
+        dataset, info = load_dataset(str(tmp_path), "train", batch_size=8, shuffle=False,
+                                     augment=None, num_channels=channels)
+        images = np.concatenate([np.asarray(x) for x, _ in dataset])
+        expected = np.stack([read_image(f, channels) for f in files])
+        assert images.shape == expected.shape == (5, 12, 16, channels)
+        np.testing.assert_allclose(images, expected, atol=tolerance)  # black where dropped
+    _, info = load_dataset(str(tmp_path), "train", batch_size=8)
+    assert info.num_channels == 3  # an RGBA folder reads as RGB, composited

@@ -142,7 +142,8 @@ def load_dataset(
     elif is_image_folder(name):
         height, width, channels = image_folder_shape(name)
         native = (height, width)
-        num_channels = num_channels or {1: 1, 2: 1, 3: 3}.get(channels, 4)  # gray+alpha: gray
+        # Alpha composited onto white: gray+alpha reads as gray, RGBA as RGB.
+        num_channels = num_channels or {1: 1, 2: 1}.get(channels, 3)
         dataset, class_names = load_image_folder(
             name, split, image_size=image_size or native, num_channels=num_channels)
         class_names = tuple(class_names)
