@@ -164,3 +164,28 @@ def test_a_folder_of_rgba_drawings_is_composited_as_read_image_does(tmp_path):
         np.testing.assert_allclose(images, expected, atol=tolerance)  # black where dropped
     _, info = load_dataset(str(tmp_path), "train", batch_size=8)
     assert info.num_channels == 3  # an RGBA folder reads as RGB, composited
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--data", "path/to/folder"], "no such folder: path/to/folder"),  # was argument `name`
+    (["--set", "num_layer=2"], "argument `--set`: unknown ViTConfig field(s) num_layer"),
+])
+def test_errors_name_the_flag_typed(tmp_path, args, expected):
+    out = _cli("train", *args, "--epochs", "1", "--output-dir", str(tmp_path / "run"))
+    line = _one_error_line(out)
+    assert expected in line and "model_fields" not in line, line
+
+
+def test_library_argument_names_become_the_commands_flags():
+    from keras_vit.cli import build_parser
+    from keras_vit.cli.common import name_the_flags
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    train, finetune, convert = commands["train"], commands["finetune"], commands["convert"]
+    assert name_the_flags("argument `output_dir`: x. Received: output_dir='a'", train) == (
+        "argument `--output-dir`: x. Received: --output-dir 'a'")
+    assert name_the_flags("argument `num_heads` from config.json", train) == (
+        "argument `num_heads` from config.json")  # not a flag: left as it is
+    hint = "cannot tell the format of a.png. Pass format= (npz, timm or hf) if it is."
+    assert name_the_flags(hint, finetune) == "cannot tell the format of a.png."
+    assert name_the_flags(hint, convert) == hint

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from keras_vit.cli.benchmark import add_benchmark
-from keras_vit.cli.common import is_user_error, quiet_tensorflow
+from keras_vit.cli.common import is_user_error, name_the_flags, quiet_tensorflow
 from keras_vit.cli.convert import add_convert
 from keras_vit.cli.evaluate import add_evaluate
 from keras_vit.cli.export import add_export
@@ -42,6 +42,7 @@ def build_parser():
     for command in sub.choices.values():  # also after the command: `keras-vit train --verbose`
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                              help=_VERBOSE_HELP)
+        command.set_defaults(command_parser=command)  # its flags name what an error names
     return parser
 
 
@@ -72,7 +73,8 @@ def main(argv=None):
         if _interrupted(error):  # not an error: what the user asked for
             print(f"keras-vit {args.command}: {error}", file=sys.stderr)
             return INTERRUPTED_STATUS
-        print(f"keras-vit {args.command}: error: {error}", file=sys.stderr)
+        message = name_the_flags(str(error), args.command_parser)
+        print(f"keras-vit {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
