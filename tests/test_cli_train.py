@@ -60,7 +60,7 @@ def test_sigkill_then_rerun_completes_each_epoch_once(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", "--data", "mnist"], "expected one of digits, cifar10"),
     (["train", "--data", "cifar10", "--data-dir", "{tmp}"], "not downloaded"),
-    (["train", "--epochs", "0"], "`epochs`"),
+    (["train", "--epochs", "0"], "argument `--epochs`, expected a positive integer"),
     (["train", "--set", "num_layerz=2"], "unknown ViTConfig field(s) num_layerz"),
     (["finetune", "--weights", "{tmp}/missing.keras"], "No checkpoint file or folder"),
     (["finetune", "--weights", "{tmp}/bad.keras"], "is not a Keras model file"),
