@@ -307,6 +307,17 @@ MUTATIONS = [
      "np.concatenate([x.reshape(d, d) for x in k], axis=1)",
      "np.concatenate([x.transpose(0, 2, 1).reshape(d, d) for x in k], axis=1)",
      ["tests/test_keras_hub.py::test_backbone_preset_matches_keras_hub"], {}),
+    # issue 20: recipe
+    ("finetune-plan-paper-steps-cap", "keras_vit/training/recipes.py",
+     "        steps = min(high, round(num_examples / 5))",
+     "        steps = round(num_examples / 5)",
+     ["tests/test_recipes.py::test_finetune_plan_steps_and_batch"], {}),
+    ("finetune-plan-small-batch", "keras_vit/training/recipes.py",
+     "min(PAPER_FINETUNE_BATCH, num_examples / 64)", "min(PAPER_FINETUNE_BATCH, num_examples / 16)",
+     ["tests/test_recipes.py::test_finetune_plan_steps_and_batch"], {}),
+    ("default-recipe-small-folder", "keras_vit/training/recipes.py",
+     'return "small_images" if small_folder else "from_scratch"', 'return "from_scratch"',
+     ["tests/test_recipes.py::test_default_recipe_per_data_source"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

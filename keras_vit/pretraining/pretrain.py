@@ -25,10 +25,10 @@ import os
 from keras_vit.errors import ArgumentError
 from keras_vit.pretraining.masked_patch_prediction import MaskedPatchPrediction
 from keras_vit.training import (
-    DIGITS_RECIPE,
-    PRETRAIN_RECIPE,
     Run,
     build_model,
+    default_recipe,
+    get_recipe,
     pretraining_optimizer,
     resolve_jit_compile,
 )
@@ -93,7 +93,7 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
             "Received an invalid value for argument `objective`, expected one of "
             f"{', '.join(repr(o) for o in OBJECTIVES)}. Received: objective={objective!r}"
         )
-    defaults = dict(DIGITS_RECIPE if data == "digits" else PRETRAIN_RECIPE)
+    defaults = get_recipe(default_recipe(data)).to_dict()
     defaults.pop("label_smoothing")  # no labels here
     defaults.pop("jit_compile_cpu", None)  # measured for the classifier, not for this objective
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,

@@ -6,10 +6,71 @@ dropout and stochastic depth. Fine-tuning: SGD with momentum 0.9, cosine
 decay, grad-norm clip 1, no weight decay, at a higher resolution.
 """
 
+import dataclasses
+
 import keras
 
 from keras_vit.training.schedules import WarmupDecay
 from keras_vit.errors import ArgumentError
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One training recipe: every value a run of `train`, `finetune` or `pretrain` takes
+    from it, in one frozen record. The presets below are looked up by name with
+    `get_recipe`; change a field with `recipe.with_(epochs=20)` (or
+    `dataclasses.replace`), or on the command line with `--recipe NAME` and
+    `--recipe-set FIELD=VALUE` (the flags --epochs, --batch-size, ... are aliases).
+
+    Fields: model ("digits", "small", a variant such as "Ti/16", or None: the
+    checkpoint's), image_size (None: the data's or the model's), epochs, batch_size
+    (global), learning_rate (peak), weight_decay (AdamW, kernels only), warmup_epochs,
+    decay ("cosine" or "linear"), label_smoothing, dropout_rate, drop_path_rate and
+    augment (see `keras_vit.data.load_dataset`).
+
+    Example:
+
+    >>> from keras_vit.training import get_recipe
+    >>> get_recipe("digits").with_(epochs=20).epochs
+    20
+    """
+
+    model: object = None
+    image_size: object = None
+    epochs: int = 10
+    batch_size: int = 512
+    learning_rate: float = 0.01
+    weight_decay: float = 0.0
+    warmup_epochs: float = 0
+    decay: str = "cosine"
+    label_smoothing: float = 0.0
+    dropout_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    augment: str = "auto"
+
+    def with_(self, **fields):
+        """A copy with `fields` replaced; an unknown field is refused by name."""
+        check_fields(fields, recipe_fields(), "Recipe")
+        return dataclasses.replace(self, **fields)
+
+    def to_dict(self, fields=None):
+        """The recipe as a dict (the run folder records it), of `fields` only if given."""
+        values = dataclasses.asdict(self)
+        return values if fields is None else {k: values[k] for k in fields}
+
+
+def recipe_fields():
+    """The names of `Recipe`'s fields, in order."""
+    return tuple(f.name for f in dataclasses.fields(Recipe))
+
+
+def check_fields(fields, allowed, what):
+    """Refuses a name in `fields` that is not in `allowed`, naming both (one line)."""
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ArgumentError(
+            f"Received an unknown field for {what}, expected one of {', '.join(allowed)}. "
+            f"Received: {unknown[0]!r}")
+
 
 # `keras-vit train` with no arguments: a 4-layer, width-64 ViT on the 8x8
 # digits upscaled (bilinear) to 16x16 and cut into 4x4 patches (16 tokens +
@@ -19,32 +80,111 @@ from keras_vit.errors import ArgumentError
 DIGITS_MODEL = dict(
     patch_size=4, hidden_size=64, num_layers=4, num_heads=4, mlp_dim=128,
 )
-DIGITS_RECIPE = dict(
+DIGITS = Recipe(
     model="digits", image_size=16, epochs=60, batch_size=32, learning_rate=2e-3,
-    weight_decay=0.05,
-    warmup_epochs=3, decay="cosine", label_smoothing=0.1, dropout_rate=0.0,
-    drop_path_rate=0.0, augment="auto",
+    weight_decay=0.05, warmup_epochs=3, decay="cosine", label_smoothing=0.1,
+    dropout_rate=0.0, drop_path_rate=0.0, augment="auto",
 )
 # `keras-vit train --data FOLDER` of small images (<= 64 px) with no --model or
 # --image-size: the digits model at the images' own size, cut into a grid of about
 # 7x7 to 8x8 patches (`small_images_model`). Measured in the README ("Your own images").
-SMALL_IMAGES_RECIPE = dict(
+SMALL_IMAGES = Recipe(
     model="small", image_size=None, epochs=30, batch_size=64, learning_rate=2e-3,
     weight_decay=0.05, warmup_epochs=3, decay="cosine", label_smoothing=0.1,
     dropout_rate=0.0, drop_path_rate=0.0, augment="translate",
 )
 # From scratch on anything else: the paper's optimiser at a small-data scale.
-PRETRAIN_RECIPE = dict(
-    model="Ti/16", image_size=None, epochs=100, batch_size=128, learning_rate=1e-3, weight_decay=0.05,
-    warmup_epochs=5, decay="cosine", label_smoothing=0.1, dropout_rate=0.0,
-    drop_path_rate=0.1, augment="auto",
+FROM_SCRATCH = Recipe(
+    model="Ti/16", image_size=None, epochs=100, batch_size=128, learning_rate=1e-3,
+    weight_decay=0.05, warmup_epochs=5, decay="cosine", label_smoothing=0.1,
+    dropout_rate=0.0, drop_path_rate=0.1, augment="auto",
 )
 # Paper App. B.1.1: SGD momentum 0.9, batch 512, cosine decay, no weight decay,
 # clip 1; the learning rate is swept over {0.001, 0.003, 0.01, 0.03}.
-FINETUNE_RECIPE = dict(
-    epochs=10, batch_size=512, learning_rate=0.01, warmup_epochs=1, decay="cosine",
-    label_smoothing=0.0, augment="auto",
+FINETUNE = Recipe(
+    model=None, image_size=None, epochs=10, batch_size=512, learning_rate=0.01,
+    weight_decay=0.0, warmup_epochs=1, decay="cosine", label_smoothing=0.0,
+    augment="auto",
 )
+# The fields fine-tuning takes from a recipe (the model and its resolution come from
+# the weights and `image_size`; SGD has no weight decay; dropout stays as saved).
+FINETUNE_FIELDS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "decay",
+                   "label_smoothing", "augment")
+
+# Presets by name. The default per data source: `train` on "digits" takes "digits",
+# on a folder of images up to 64 px (no model or image size given) "small_images",
+# on anything else "from_scratch"; `finetune` takes "finetune"; `pretrain` (MPP)
+# takes "digits" on digits and "from_scratch" otherwise.
+# VTAB-1k (paper App. D.3 / evaluation/vtab.py): 2,500 steps at batch 512 on the 800+200
+# training images, so "epochs" here is the step count over about 1,000 images.
+VTAB = FINETUNE.with_(epochs=1280, batch_size=512, learning_rate=0.01, warmup_epochs=0)
+# Masked patch prediction (paper 4.6 / App. B.1.2) at this project's scale: Adam-style
+# (AdamW) pre-training as from scratch, no labels so no label smoothing.
+MPP = FROM_SCRATCH.with_(label_smoothing=0.0)
+RECIPES = {"digits": DIGITS, "small_images": SMALL_IMAGES, "from_scratch": FROM_SCRATCH,
+           "finetune": FINETUNE, "vtab": VTAB, "mpp": MPP}
+
+
+def default_recipe(data, small_folder=False):
+    """The preset's name a run on `data` takes when none is given: "digits" on the
+    embedded digits, "small_images" on a folder of images up to 64 px with no model
+    or image size given (`small_folder`), "from_scratch" on anything else."""
+    if data == "digits":
+        return "digits"
+    return "small_images" if small_folder else "from_scratch"
+
+# The presets as dicts, as runs record them (kept for code written against them).
+DIGITS_RECIPE = DIGITS.to_dict()
+SMALL_IMAGES_RECIPE = SMALL_IMAGES.to_dict()
+PRETRAIN_RECIPE = FROM_SCRATCH.to_dict()
+FINETUNE_RECIPE = FINETUNE.to_dict(FINETUNE_FIELDS)
+
+
+# Fine-tuning by optimizer steps (paper App. B.1.1): 500 steps for Oxford Pets (3,680
+# images), 10,000 for CIFAR-10 (50,000), at batch 512. A data set with fewer than
+# 20 batches of 512 takes a smaller batch (about 64 updates an epoch) and at least
+# 500 updates, so a folder of a few thousand images is not fine-tuned in < 100 steps.
+PAPER_FINETUNE_BATCH = 512
+PAPER_FINETUNE_STEPS = (500, 10_000)
+
+
+def finetune_plan(num_examples):
+    """The fine-tuning recipe's epochs, batch_size and learning_rate for a training set of
+    `num_examples` images, and one line saying why.
+
+    Returns:
+        (dict(epochs=, batch_size=, learning_rate=), reason).
+
+    >>> finetune_plan(50_000)[0]
+    {'epochs': 103, 'batch_size': 512, 'learning_rate': 0.01}
+    """
+    low, high = PAPER_FINETUNE_STEPS
+    if num_examples >= 20 * PAPER_FINETUNE_BATCH:
+        batch = PAPER_FINETUNE_BATCH
+        steps = min(high, round(num_examples / 5))  # CIFAR-10: 10,000
+        why = "the paper's batch and step count (App. B.1.1)"
+    else:
+        batch = 16
+        while batch * 2 <= min(PAPER_FINETUNE_BATCH, num_examples / 64):
+            batch *= 2
+        steps = low
+        why = f"fewer than {20 * PAPER_FINETUNE_BATCH} images: a small batch, {low} updates"
+    per_epoch = -(-num_examples // batch)
+    epochs = -(-steps // per_epoch)
+    plan = dict(epochs=epochs, batch_size=batch, learning_rate=0.01)
+    return plan, (f"{epochs * per_epoch} steps at batch {batch}, lr 0.01, on "
+                  f"{num_examples} images: {why}")
+
+
+def get_recipe(recipe):
+    """A `Recipe` from itself or a preset's name in `RECIPES`; else one line naming it."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str) and recipe in RECIPES:
+        return RECIPES[recipe]
+    raise ArgumentError(
+        f"Received an invalid value for argument `recipe`, expected a Recipe or one of "
+        f"{', '.join(RECIPES)}. Received: recipe={recipe!r}")
 
 
 def small_images_model(image_size):

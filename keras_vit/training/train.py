@@ -35,10 +35,11 @@ from keras_vit.models.config import field_names
 from keras_vit.training import finetune_kit
 from keras_vit.training.recipes import (
     DIGITS_MODEL,
-    DIGITS_RECIPE,
+    FINETUNE_FIELDS,
     FINETUNE_RECIPE,
-    PRETRAIN_RECIPE,
-    SMALL_IMAGES_RECIPE,
+    default_recipe,
+    finetune_plan,
+    get_recipe,
     finetuning_optimizer,
     small_images_model,
     pretraining_optimizer,
@@ -196,7 +197,7 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
           augment=None, seed=0, mixed_precision=False, jit_compile="auto",
           distribute=False, gradient_accumulation_steps=None, steps_per_execution=None,
           data_dir=None, manual_dir=None, model_fields=None, tensorboard=True,
-          verbose="auto", overwrite=False, command=None, model_parallel=None):
+          verbose="auto", overwrite=False, command=None, model_parallel=None, recipe=None):
     """Trains a ViT from scratch with the paper's pre-training recipe.
 
     Defaults (None) come from `DIGITS_RECIPE` for digits and `PRETRAIN_RECIPE`
@@ -243,6 +244,10 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
             Defaults to False.
         command: str, recorded in metrics.json as how the run was made.
             Defaults to None.
+        recipe: a `Recipe` or a preset's name (`keras_vit.training.RECIPES`) giving
+            the values the arguments above leave None. Defaults to None: "digits"
+            on digits, "small_images" on a folder of images up to 64 px with no
+            model or image size, "from_scratch" otherwise.
 
     Returns:
         The metrics dict also written to `output_dir/metrics.json`.
@@ -254,12 +259,9 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
     True
     """
     native = _small_folder(data, model, image_size)
-    if data == "digits":
-        defaults = DIGITS_RECIPE
-    elif native is not None:
-        defaults = dict(SMALL_IMAGES_RECIPE, image_size=list(native))
-    else:
-        defaults = PRETRAIN_RECIPE
+    defaults = get_recipe(recipe or default_recipe(data, native is not None)).to_dict()
+    if defaults["model"] == "small" and defaults["image_size"] is None and native:
+        defaults["image_size"] = list(native)  # the folder's own size
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  label_smoothing=label_smoothing, dropout_rate=dropout_rate,
@@ -311,7 +313,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
              steps_per_execution=None, data_dir=None, manual_dir=None, tensorboard=True,
              verbose="auto", overwrite=False, command=None, layer_decay=None, ema=None,
              lora_rank=None, remat=False, variant=None, model_fields=None,
-             model_parallel=None):
+             model_parallel=None, recipe=None):
     """Fine-tunes a pre-trained ViT with the paper's fine-tuning recipe.
 
     SGD with momentum 0.9, cosine decay after a short warmup, global grad-norm
@@ -338,6 +340,8 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
         variant, model_fields: what the checkpoint file does not record, e.g.
             variant="B/16" or model_fields={"num_heads": 3} (as `keras-vit
             convert --variant/--set`). Defaults: None.
+        recipe: a `Recipe` or a preset's name whose `FINETUNE_FIELDS` give the
+            values the arguments above leave None. Defaults to "finetune".
         model_parallel, others: as in `train`.
 
     Returns:
@@ -346,13 +350,20 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     given = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  warmup_epochs=warmup_epochs, decay=decay, label_smoothing=label_smoothing,
                  augment=augment)
-    run = Run(FINETUNE_RECIPE, given, data, "finetune", output_dir, seed, jit_compile,
+    # Probe the data set for its size and classes first, then load at the model's size.
+    _, probe = datasets.load_dataset(data, "train", batch_size=1, data_dir=data_dir,
+                                     manual_dir=manual_dir)
+    if recipe is None and probe.num_examples:  # "finetune", its steps fitted to the data
+        plan, why = finetune_plan(probe.num_examples)
+        defaults = dict(FINETUNE_RECIPE, **plan)
+        if not any(given[k] is not None for k in plan):
+            log(f"Fine-tuning recipe: {why}.", verbose not in (0, False))
+    else:
+        defaults = get_recipe(recipe or "finetune").to_dict(FINETUNE_FIELDS)
+    run = Run(defaults, given, data, "finetune", output_dir, seed, jit_compile,
                distribute, gradient_accumulation_steps, mixed_precision, verbose,
                model_parallel)
     with run.scope():
-        # Probe the data set for its classes first, then load at the model's size.
-        _, probe = datasets.load_dataset(data, "test", batch_size=1, data_dir=data_dir,
-                                manual_dir=manual_dir)
         with finetune_kit.remat_scope(remat):  # fine-tuning kit
             vit = load_for_finetuning(weights, probe.num_classes, image_size, dtype=run.dtype,
                                       variant=variant, **(model_fields or {}))
