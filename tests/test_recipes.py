@@ -55,3 +55,30 @@ def test_finetune_plan_steps_and_batch(n, epochs, batch):
     per_epoch = -(-n // batch)
     assert f"{epochs * per_epoch} steps at batch {batch}" in why
     assert epochs * per_epoch >= 500
+
+
+def test_cli_presets_match_the_library():
+    from keras_vit.cli import train as cli_train
+
+    assert cli_train.PRESETS == tuple(RECIPES)
+    assert set(cli_train.TRAIN_FIELDS) == set(recipes.recipe_fields())
+
+
+def test_cli_recipe_flags_reach_train_and_bad_ones_are_one_line(monkeypatch, capsys):
+    from keras_vit.cli import main
+    from keras_vit import training
+
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda **kw: seen.update(kw) or {})
+    assert main(["train", "--recipe", "from_scratch", "--epochs", "3",
+                 "--recipe-set", "learning_rate=0.003", "--recipe-set", "decay=linear"]) == 0
+    assert (seen["recipe"], seen["epochs"], seen["learning_rate"], seen["decay"]) == (
+        "from_scratch", 3, 0.003, "linear")
+    for argv, message in [
+        (["--recipe", "cifar"], "`--recipe`, expected one of digits, small_images"),
+        (["--recipe-set", "epoch=3"], "`--recipe-set`, expected one of model, image_size"),
+        (["--recipe-set", "epochs"], "`--recipe-set`, expected FIELD=VALUE"),
+    ]:
+        assert main(["train", *argv]) != 0
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

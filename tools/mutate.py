@@ -318,6 +318,11 @@ MUTATIONS = [
     ("default-recipe-small-folder", "keras_vit/training/recipes.py",
      'return "small_images" if small_folder else "from_scratch"', 'return "from_scratch"',
      ["tests/test_recipes.py::test_default_recipe_per_data_source"], {}),
+    ("cli-recipe-set-ignored", "keras_vit/cli/train.py",
+     '    kwargs.update(parse_fields(args.recipe_set, "--recipe-set", allowed))',
+     '    parse_fields(args.recipe_set, "--recipe-set", allowed)',
+     ["tests/test_recipes.py::test_cli_recipe_flags_reach_train_and_bad_ones_are_one_line"],
+     {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

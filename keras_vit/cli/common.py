@@ -157,17 +157,33 @@ def add_checkpoint_arguments(parser):
     add_set_argument(parser)
 
 
-def parse_fields(items):
-    """`--set FIELD=VALUE` pairs as a dict (see `parse_field_value`)."""
+def parse_fields(items, flag="--set", allowed=None):
+    """`--set FIELD=VALUE` pairs as a dict (see `parse_field_value`); the same grammar
+    for `--recipe-set` (`flag`), whose FIELD must be one of `allowed`."""
     fields = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise ArgumentError(
-                f"Received an invalid value for argument `--set`, expected FIELD=VALUE. "
-                f"Received: --set {item!r}")
+                f"Received an invalid value for argument `{flag}`, expected FIELD=VALUE. "
+                f"Received: {flag} {item!r}")
+        if allowed is not None and name.strip() not in allowed:
+            raise ArgumentError(
+                f"Received an unknown field for argument `{flag}`, expected one of "
+                f"{', '.join(allowed)}. Received: {flag} {item!r}")
         fields[name.strip()] = parse_field_value(text.strip())
     return fields
+
+
+def add_recipe_arguments(parser, names):
+    """`--recipe NAME` (one of `names`, the presets) and `--recipe-set FIELD=VALUE`."""
+    parser.add_argument("--recipe", default=None, metavar="NAME",
+                        help=f"a preset recipe: {', '.join(names)} (default: chosen by "
+                        "the data, see the README's training section)")
+    parser.add_argument(
+        "--recipe-set", action="append", default=[], metavar="FIELD=VALUE",
+        help="a Recipe field, e.g. --recipe-set epochs=20 (repeatable; as --set; wins "
+        "over --epochs and the other recipe flags)")
 
 
 def parse_field_value(text):

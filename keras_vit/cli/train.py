@@ -3,6 +3,7 @@
 from keras_vit.cli.common import (
     add_checkpoint_arguments,
     add_overwrite_argument,
+    add_recipe_arguments,
     add_set_argument,
     command_line,
     parse_fields,
@@ -45,6 +46,18 @@ def _recipe_arguments(p, defaults):
     p.add_argument("--gradient-accumulation-steps", type=int, default=None,
                    help="sum gradients of this many batches per update")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+    # keras_vit.training.RECIPES, written here so `--help` imports no TensorFlow
+    # (tests/test_recipes.py checks they agree).
+    add_recipe_arguments(p, PRESETS)
+
+
+PRESETS = ("digits", "small_images", "from_scratch", "finetune", "vtab", "mpp")
+# The Recipe fields each command takes as keyword arguments (`--recipe-set FIELD=`).
+TRAIN_FIELDS = ("model", "image_size", "epochs", "batch_size", "learning_rate",
+                "weight_decay", "warmup_epochs", "decay", "label_smoothing", "dropout_rate",
+                "drop_path_rate", "augment")
+FINETUNE_FIELDS = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs",
+                   "decay", "label_smoothing", "augment")
 
 
 def _recipe_kwargs(args):
@@ -67,8 +80,16 @@ def _run_recipe(args, command, *positional, **extra):
     import json
 
     from keras_vit import training
+    from keras_vit.errors import ArgumentError
 
-    metrics = getattr(training, command)(*positional, **_recipe_kwargs(args), **extra)
+    if args.recipe is not None and args.recipe not in PRESETS:
+        raise ArgumentError(
+            f"Received an invalid value for argument `--recipe`, expected one of "
+            f"{', '.join(PRESETS)}. Received: --recipe {args.recipe!r}")
+    allowed = TRAIN_FIELDS if command == "train" else FINETUNE_FIELDS
+    kwargs = dict(_recipe_kwargs(args), **extra, recipe=args.recipe)
+    kwargs.update(parse_fields(args.recipe_set, "--recipe-set", allowed))
+    metrics = getattr(training, command)(*positional, **kwargs)
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     return 0
 
