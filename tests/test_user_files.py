@@ -5,12 +5,16 @@ a transparent canvas read as a drawing, 16-bit and EXIF-rotated images read as t
 """
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_user_paths import TINY, _cli, _digit_folder
+from tests.test_user_paths import ROOT, TINY, USER_ENV, _cli, _digit_folder
 
 # TensorFlow's own start-up lines (its C++ logging, quieted elsewhere), not ours.
 TF_LOG = ("WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ")
@@ -189,3 +193,32 @@ def test_library_argument_names_become_the_commands_flags():
     hint = "cannot tell the format of a.png. Pass format= (npz, timm or hf) if it is."
     assert name_the_flags(hint, finetune) == "cannot tell the format of a.png."
     assert name_the_flags(hint, convert) == hint
+
+
+def test_benchmark_after_a_non_editable_install(tmp_path):
+    # The README's install is `pip install ".[tf]"`: the package in site-packages, the
+    # harness in the checkout's benchmarks/ (not in the wheel). Installed here without
+    # dependencies into a folder of its own (the test environment's stand in).
+    target, work, source = tmp_path / "site", tmp_path / "work", tmp_path / "source"
+    work.mkdir()
+    source.mkdir()
+    for name in os.listdir(ROOT):  # what the wheel is built from (its build/ goes there)
+        if name.endswith((".toml", ".md", ".cfg", ".txt")) or name in ("LICENSE",):
+            shutil.copy(os.path.join(ROOT, name), source)
+    for folder in ("keras_vit", "weights"):
+        shutil.copytree(os.path.join(ROOT, folder), source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)], cwd=work, capture_output=True, text=True,
+        timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    env = dict(USER_ENV, PYTHONPATH=str(target))
+    entry = [str(target / "bin" / "keras-vit"), "benchmark"]
+    in_checkout = subprocess.run([*entry, "--help"], cwd=ROOT, capture_output=True,
+                                 text=True, env=env, timeout=120)
+    assert in_checkout.returncode == 0 and "--quick" in in_checkout.stdout, in_checkout.stderr
+    elsewhere = subprocess.run([*entry, "--quick"], cwd=work, capture_output=True,
+                               text=True, env=env, timeout=120)
+    line = _one_error_line(elsewhere)
+    assert "not installed with the package" in line and "checkout's root" in line, line
