@@ -25,13 +25,13 @@ _EXPORTS = {
         "keras_vit.layers",
     ),
     **dict.fromkeys(
-        ("VARIANTS", "ViT", "ViTConfig", "VisionTransformer", "feature_extractor",
+        ("VARIANTS", "ViTConfig", "VisionTransformer", "feature_extractor",
          "variant_config"),
         "keras_vit.models",
     ),
     # The named factories take `weights=`, so they live above the loading pipeline.
     **dict.fromkeys(
-        ("ViTBase16", "ViTBase32", "ViTHuge14", "ViTHybridBase16", "ViTLarge16",
+        ("ViT", "ViTBase16", "ViTBase32", "ViTHuge14", "ViTHybridBase16", "ViTLarge16",
          "ViTLarge32", "ViTSmall16", "ViTTiny16"),
         "keras_vit.checkpoints.factories",
     ),
@@ -41,6 +41,7 @@ _EXPORTS = {
         "keras_vit.surgery",
     ),
     "convert_checkpoint": "keras_vit.checkpoints",
+    "export_checkpoint": "keras_vit.checkpoints",
     **dict.fromkeys(("enable_lora", "merge_lora"), "keras_vit.training.finetune_kit"),
 }
 _SUBMODULES = (

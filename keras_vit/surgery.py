@@ -51,6 +51,7 @@ def replace_head(model, num_classes, keep_pre_logits=False):
         head_bias=True,  # a classifier, even in place of CLIP's bias-free projection
         pooling=config.pooling or ("token" if config.class_token else "gap"),
         representation_size=config.representation_size if keep else None,
+        class_names=None,  # a new head's classes have no names yet
     )
     new = _rebuild(model, config)
     heads = ("head", "head_dist")  # DeiT's distillation head gets a new zero one too

@@ -492,3 +492,30 @@ def test_digits_neighbouring_position_embeddings_are_more_similar(digits):
     model, _ = digits
     s = analysis.similarity_by_distance(analysis.position_embedding_similarity(model))
     assert s["neighbours"] > s["distant"] + 0.2, s
+
+
+def test_patch_distances_on_a_non_square_grid_by_hand():
+    # A 2x3 grid of 4-pixel patches, centres listed row by row.
+    centres = [(4.0 * r, 4.0 * c) for r in range(2) for c in range(3)]
+    expected = [[np.hypot(a[0] - b[0], a[1] - b[1]) for b in centres] for a in centres]
+    np.testing.assert_allclose(analysis.patch_distances((2, 3), 4), expected, atol=1e-12)
+
+
+def test_similarity_by_distance_on_a_hand_made_non_square_map():
+    from keras_vit.analysis.visualize import similarity_by_distance
+
+    gh, gw = 2, 3
+    cells = [(r, c) for r in range(gh) for c in range(gw)]
+    rng = np.random.default_rng(4)
+    s = rng.uniform(-1, 1, (gh * gw, gh * gw))
+    np.fill_diagonal(s, 1.0)  # a unit diagonal, as from position_embedding_similarity
+    dist = lambda a, b: np.hypot(a[0] - b[0], a[1] - b[1])  # noqa: E731
+    far = max(dist(a, b) for a in cells for b in cells) / 2  # sqrt(5) / 2
+    near = [s[i, j] for i, a in enumerate(cells) for j, b in enumerate(cells)
+            if abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1]  # left/right/up/down, not itself
+    distant = [s[i, j] for i, a in enumerate(cells) for j, b in enumerate(cells)
+               if dist(a, b) >= far]
+    result = similarity_by_distance(s.reshape(gh, gw, gh, gw))
+    assert result == {"neighbours": round(float(np.mean(near)), 4),
+                      "distant": round(float(np.mean(distant)), 4),
+                      "distant_min_patches": round(far, 4)}

@@ -205,6 +205,17 @@ def test_top_k_accuracy_matches_sklearn_and_keras(rng):
         top_k_accuracy(logits, labels, 13)
 
 
+def test_top_k_accuracy_breaks_ties_by_the_lower_class(rng):
+    # Many ties among 64 classes: an unstable sort ranks tied classes arbitrarily.
+    logits = rng.integers(0, 3, size=(200, 64)).astype("float32")
+    labels = rng.integers(0, 64, size=200)
+    for k in (1, 5):
+        # Expected by hand: rank by (-score, class index), one row at a time.
+        hits = [label in sorted(range(64), key=lambda c: (-row[c], c))[:k]
+                for row, label in zip(logits, labels)]
+        assert top_k_accuracy(logits, labels, k) == pytest.approx(np.mean(hits))
+
+
 def test_features_are_the_input_of_the_head(rng):
     model = tiny_vit()
     images = rng.uniform(0, 255, size=(6, 16, 16, 1)).astype("float32")
@@ -354,22 +365,40 @@ def test_real_accuracy_by_value_on_a_hand_made_batch():
 
 def test_evaluate_real_on_mock_imagenet2012_real():
     tfds = pytest.importorskip("tensorflow_datasets")
-    from keras_vit.evaluation import evaluate_real, load_real, real_accuracy
+    from keras_vit.evaluation import evaluate_real, load_real
+    from keras_vit.evaluation.real import REAL_DATASET
 
     model = tiny_vit(num_classes=1000, num_channels=3, image_size=8)
+    # A second model that always answers class 0: a label set padded with class 0
+    # instead of -1 would count it a hit (and an empty set as counted).
+    zero = tiny_vit(num_classes=1000, num_channels=3, image_size=8)
+    kernel, bias = zero.get_layer("head").get_weights()
+    bias[:] = 0.0
+    bias[0] = 1e4
+    zero.get_layer("head").set_weights([np.zeros_like(kernel), bias])
     with tfds.testing.mock_data(num_examples=12):
         data = load_real(8, batch_size=5)
         batches = list(data.as_numpy_iterator())
         result = evaluate_real(model, data)
+        always_zero = evaluate_real(zero, data)
+        # The label sets as stored, unpadded, read without load_real.
+        raw = tfds.load(REAL_DATASET, split="validation", shuffle_files=False, download=False)
+        sets = [set(int(c) for c in e["real_label"]) for e in raw.as_numpy_iterator()]
     images = np.concatenate([b[0] for b in batches])
     original = np.concatenate([b[1] for b in batches])
-    sets = [row for b in batches for row in b[2]]
     logits = model.predict(images, verbose=0)
     assert result["num_examples"] == 12
     assert result["top1"] == pytest.approx(np.mean(logits.argmax(1) == original))
-    expected = real_accuracy(logits, sets)
-    assert result["real_top1"] == expected["real_top1"]
-    assert result["real_num_counted"] + result["real_num_empty"] == 12
+    assert len(sets) == 12 and len({len(s) for s in sets}) > 1  # padding happens
+    counted = [s for s in sets if s]
+    top1 = logits.argmax(1)
+    expected = np.mean([int(p) in s for p, s in zip(top1, sets) if s]) if counted else None
+    assert result["real_top1"] == pytest.approx(expected)
+    assert (result["real_num_counted"], result["real_num_empty"]) == (
+        len(counted), 12 - len(counted))
+    assert always_zero["real_top1"] == pytest.approx(
+        np.mean([0 in s for s in counted]) if counted else None)
+    assert always_zero["real_num_counted"] == len(counted)
 
 
 # -- few-shot of any head, big_vision preprocessing --------------------------------

@@ -105,3 +105,13 @@ def test_cli_export_in_a_fresh_process(tiny, tmp_path):
     assert again.returncode == 1
     assert again.stderr.strip().splitlines()[-1].startswith("keras-vit export: error:")
     assert "--overwrite" in again.stderr
+
+
+def test_sample_images_take_the_models_non_square_size():
+    model = keras_vit.ViT(image_size=(8, 12), patch_size=4, num_channels=3, hidden_size=16,
+                          num_layers=1, num_heads=2, mlp_dim=16, num_classes=2)
+    images = export.sample_images(model, batch_size=3, seed=1)
+    assert images.shape == (3, 8, 12, 3) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 255.0 and images.std() > 50
+    np.testing.assert_array_equal(images, export.sample_images(model, batch_size=3, seed=1))
+    assert not np.array_equal(images, export.sample_images(model, batch_size=3, seed=2))

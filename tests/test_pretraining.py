@@ -38,13 +38,20 @@ def numpy(x):
 
 
 @pytest.mark.portable
-def test_corruption_counts_and_kinds_on_a_fixed_seed():
+@pytest.mark.parametrize("seed", ["generator", "int"])
+def test_corruption_counts_and_kinds_on_a_fixed_seed(seed):
+    # The docstring allows both; a stateless int once gave all three draws the
+    # same numbers (every corrupted patch masked: 1.00/0.00/0.00).
     batch, n, width = 40, 64, 4
     ids = np.arange(batch * n, dtype="float32").reshape(batch, n, 1) + 1.0
     embeddings = np.repeat(ids, width, axis=-1)  # each patch's embedding is its id
     mask_token = np.full((1, 1, width), -7.0, "float32")
-    out, kinds = corrupt_patches(embeddings, mask_token, keras.random.SeedGenerator(3))
+    make_seed = (lambda: keras.random.SeedGenerator(3)) if seed == "generator" else (lambda: 3)
+    out, kinds = corrupt_patches(embeddings, mask_token, make_seed())
     out, kinds = numpy(out), numpy(kinds)
+    again_out, again_kinds = corrupt_patches(embeddings, mask_token, make_seed())
+    np.testing.assert_array_equal(numpy(again_kinds), kinds)  # the same seed, the same draw
+    np.testing.assert_array_equal(numpy(again_out), out)
     corrupted = kinds != UNCORRUPTED
     # Exactly half of every image's patches.
     np.testing.assert_array_equal(corrupted.sum(axis=1), np.full(batch, n // 2))
@@ -63,6 +70,18 @@ def test_corruption_counts_and_kinds_on_a_fixed_seed():
     # Other images' patches are drawn too (the batch is the pool).
     own_image = (swapped - 1) // n == np.nonzero(kinds == REPLACED)[0]
     assert not own_image.all()
+
+
+@pytest.mark.portable
+def test_a_replaced_patch_takes_the_other_one_of_two():
+    # Two patches, both replaced: each must become the other (a shift of 0 would
+    # keep it, which a large batch shows too rarely to catch).
+    embeddings = np.array([[[1.0, 1.0], [2.0, 2.0]]], "float32")
+    for seed in range(5):
+        out, kinds = corrupt_patches(embeddings, np.zeros((1, 1, 2), "float32"), seed,
+                                     corruption_rate=1.0, mask_rate=0.0, random_rate=1.0)
+        np.testing.assert_array_equal(numpy(kinds), [[REPLACED, REPLACED]])
+        np.testing.assert_array_equal(numpy(out), [[[2.0, 2.0], [1.0, 1.0]]])
 
 
 @pytest.mark.portable

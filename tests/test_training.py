@@ -376,3 +376,12 @@ def test_float16_training_scales_the_loss(tmp_path, monkeypatch):
     model = keras.models.load_model(tmp_path / "model.keras")
     assert model.dtype_policy.name == "mixed_float16"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_cpu_steps_per_execution_by_value():
+    from keras_vit.training.runs import cpu_steps_per_execution
+
+    # A divisor of the epoch's steps up to 16 when one is at least 8, else 16 (or all).
+    expected = {60: 15, 24: 12, 100: 10, 7: 7, 17: 16, 13: 13, 34: 16, 48: 16, 1: 1}
+    assert {s: cpu_steps_per_execution(s) for s in expected} == expected
+    assert cpu_steps_per_execution(30, most=4) == 3

@@ -4,6 +4,8 @@ Broken images and one-class folders refused in one line naming them, an RGBA dra
 a transparent canvas read as a drawing, 16-bit and EXIF-rotated images read as they look.
 """
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -115,3 +117,75 @@ def test_hostile_images_are_one_line_or_read(tmp_path, kind):
         assert str(path) in str(error) and "\n" not in str(error)
     else:
         assert kind == "lab" and np.isfinite(pixels).all() and pixels.max() <= 255
+
+
+def test_a_named_variant_keeps_its_patch(tmp_path):
+    # Ti/16 at 30 px was trained silently with 3 px patches (101 tokens, 5.36 M parameters).
+    out = _cli("train", "--model", "Ti/16", "--image-size", "30", "--epochs", "1",
+               "--output-dir", str(tmp_path / "run"), *TINY)
+    line = _one_error_line(out)
+    assert "--model Ti/16 cuts 16x16 patches" in line and "30x30" in line, line
+    assert "--image-size 32, 48" in line and "--set patch_size=P" in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_reads_a_folder_with_the_models_channels(tmp_path):
+    # The shipped digits model is gray; its user's folder is RGB (what finetune accepts).
+    data = _digit_folder(tmp_path / "rgb", rgb=True, per_class=6, classes=tuple("0123456789"))
+    out = _cli("evaluate", "--model", "weights/digits/model.keras", "--data", str(data),
+               "--shots", "none")
+    assert out.returncode == 0, out.stderr[-3000:]  # was "the model takes 1-channel images"
+    result = json.loads(out.stdout[out.stdout.index("{"):])  # after Keras' "Using 6 files"
+    assert result["num_examples"] == 6 and result["top1"] >= 0.5, result  # 5 of 6 here
+
+
+def test_a_folder_of_rgba_drawings_is_composited_as_read_image_does(tmp_path):
+    from keras_vit.data import load_dataset
+    from keras_vit.data.image_file import read_image
+
+    rng = np.random.default_rng(0)
+    files = []
+    for name in ("a", "b"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, (12, 16, 4)).astype(np.uint8)  # not square
+            pixels[..., 3] = np.where(rng.random((12, 16)) < 0.7, 0, pixels[..., 3])
+            files.append(tmp_path / "train" / name / f"{i}.png")
+            Image.fromarray(pixels, "RGBA").save(files[-1])
+    Image.fromarray(rng.integers(0, 256, (12, 16, 3)).astype(np.uint8)).save(
+        tmp_path / "train" / "b" / "opaque.png")
+    files.insert(4, tmp_path / "train" / "b" / "opaque.png")  # sorted: 0, 1, opaque
+    for channels, tolerance in ((3, 0.51), (1, 1.01)):  # PIL rounds to 8 bits; gray twice
+        dataset, info = load_dataset(str(tmp_path), "train", batch_size=8, shuffle=False,
+                                     augment=None, num_channels=channels)
+        images = np.concatenate([np.asarray(x) for x, _ in dataset])
+        expected = np.stack([read_image(f, channels) for f in files])
+        assert images.shape == expected.shape == (5, 12, 16, channels)
+        np.testing.assert_allclose(images, expected, atol=tolerance)  # black where dropped
+    _, info = load_dataset(str(tmp_path), "train", batch_size=8)
+    assert info.num_channels == 3  # an RGBA folder reads as RGB, composited
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--data", "path/to/folder"], "no such folder: path/to/folder"),  # was argument `name`
+    (["--set", "num_layer=2"], "argument `--set`: unknown ViTConfig field(s) num_layer"),
+])
+def test_errors_name_the_flag_typed(tmp_path, args, expected):
+    out = _cli("train", *args, "--epochs", "1", "--output-dir", str(tmp_path / "run"))
+    line = _one_error_line(out)
+    assert expected in line and "model_fields" not in line, line
+
+
+def test_library_argument_names_become_the_commands_flags():
+    from keras_vit.cli import build_parser
+    from keras_vit.cli.common import name_the_flags
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    train, finetune, convert = commands["train"], commands["finetune"], commands["convert"]
+    assert name_the_flags("argument `output_dir`: x. Received: output_dir='a'", train) == (
+        "argument `--output-dir`: x. Received: --output-dir 'a'")
+    assert name_the_flags("argument `num_heads` from config.json", train) == (
+        "argument `num_heads` from config.json")  # not a flag: left as it is
+    hint = "cannot tell the format of a.png. Pass format= (npz, timm or hf) if it is."
+    assert name_the_flags(hint, finetune) == "cannot tell the format of a.png."
+    assert name_the_flags(hint, convert) == hint

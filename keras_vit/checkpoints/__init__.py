@@ -9,6 +9,7 @@ from keras_vit.checkpoints.convert import (
     load_pretrained,
     resolve,
 )
+from keras_vit.checkpoints.export import export_checkpoint
 from keras_vit.checkpoints.factories import (
     ViTBase16,
     ViTBase32,

@@ -25,7 +25,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_vit.checkpoints import hf, npz, registry, safetensors_io, timm, validate
+from keras_vit.checkpoints import hf, hub, keras_hub, labels, npz, registry, safetensors_io, timm, validate
 from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
 from keras_vit.errors import ArgumentError, DataNotFound, KerasViTError
 from keras_vit.models.config import ViTConfig, field_names
@@ -216,6 +216,13 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
     path, entry = resolve(source, variant)
     if entry is None and path.endswith(".keras"):
         return _from_keras_file(path, dtype, name, new_head, overrides)
+    if entry is None and keras_hub.is_preset(path):  # a keras-hub ViTBackbone preset
+        if overrides:
+            raise CheckpointError(
+                f"{path} is a keras-hub preset, loaded as it is (every token, no "
+                f"preprocessing); {sorted(overrides)} cannot be set on loading: convert "
+                "it, then use keras_vit.replace_head / resize_position_embeddings.")
+        return keras_hub.load_preset(path, dtype=dtype, name=name)
     if entry is not None:
         format = format or entry.format
         variant = variant or entry.variant
@@ -305,6 +312,8 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
         fields["num_classes"] = wanted
         fields["head_bias"] = True  # a new classifier, even after CLIP's bias-free projection
     fields["include_top"] = bool(include_top)
+    if keep_head:  # the checkpoint's own class names, or ImageNet's for an ImageNet head
+        fields["class_names"] = labels.class_names(path, src.format, fields["num_classes"], entry)
     if "pooling" in overrides and overrides["pooling"] is None and fields.get(
             "representation_size") is not None:
         # Every token asked for: the pre-logits Dense (HF ViTModel's pooler) reads only
@@ -447,6 +456,8 @@ def resolve(source, variant=None):
             f"registered checkpoint name. Received: source={source!r}"
         )
     source = os.fspath(source)
+    if hub.is_hub_name(source):  # hf://owner/name: its snapshot in the hub cache
+        return hub.download(source), None
     if os.path.exists(source):
         return source, None
     entry = registry.find(source, variant)

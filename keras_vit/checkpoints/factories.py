@@ -6,7 +6,9 @@ as keras.applications' builders call one weights loader.
 """
 
 from keras_vit.checkpoints.convert import load
+from keras_vit.errors import ArgumentError
 from keras_vit.models.variants import variant_config
+from keras_vit.models.vit import ViT as _build
 from keras_vit.models.vit import VisionTransformer
 
 _DOCSTRING = """Builds {title} ({source}).
@@ -23,8 +25,9 @@ _DOCSTRING = """Builds {title} ({source}).
             resamples the position embeddings as the checkpoint's source
             does). Defaults to None.
         weights: None, or a registered checkpoint name ("augreg_in21k",
-            "B/16:augreg_in21k") or a local file or folder (.npz, timm or HF
-            safetensors) to load. Defaults to None.
+            "B/16:augreg_in21k"), a hub name ("hf://google/vit-base-patch16-224")
+            or a local file or folder (.npz, timm or HF safetensors) to load.
+            Defaults to None.
         **overrides: any other `ViTConfig` field (e.g. `dropout_rate`,
             `include_top`, `pooling`), or `dtype` (e.g. "mixed_bfloat16")
             and `name`.
@@ -85,3 +88,38 @@ ViTHuge14 = _factory("ViTHuge14", "H/14", "ViT-H/14", "paper Table 1")
 ViTHybridBase16 = _factory(
     "ViTHybridBase16", "R50+B/16", "R50+ViT-B/16", "the paper's hybrid, section 3.1"
 )
+
+
+def ViT(config=None, dtype=None, name=None, weights=None, **fields):
+    """Builds a Vision Transformer, at random init or with `weights`.
+
+    Without `weights`, `keras_vit.models.ViT` (see there). With it, the
+    checkpoint decides the network and `fields` set the rest, as for the
+    named factories: a registered name, a hub name such as
+    "hf://timm/vit_base_patch16_224.augreg2_in21k_ft_in1k", or a local file or
+    folder; a `num_classes` other than the checkpoint's gives a new zero head.
+
+    Args:
+        config: a `ViTConfig`, a dict of its fields, a variant name such as
+            "B/16" (with `weights`: a check of what the checkpoint holds), or None.
+        dtype: dtype policy. Defaults to the global one.
+        name: model name. Defaults to "vit".
+        weights: None, or a checkpoint to load. Defaults to None.
+        **fields: `ViTConfig` fields.
+
+    Returns:
+        A `VisionTransformer` (a `keras.Model`).
+
+    Example:
+
+    >>> model = keras_vit.ViT(weights="hf://google/vit-base-patch16-224")
+    """
+    if weights is None:
+        return _build(config, dtype=dtype, name=name, **fields)
+    if config is not None and not isinstance(config, str):
+        raise ArgumentError(
+            "Received an invalid value for argument `config`: with `weights`, the "
+            "checkpoint gives the network; pass a variant name (a check) or fields. "
+            f"Received: config={type(config).__name__}")
+    return load(weights, variant=config, dtype=dtype, name=name or "vit", new_head=True,
+                **fields)

@@ -146,8 +146,8 @@ MAX_JSON_BYTES = 4 * 2**20
 def read_json(path, what, max_bytes=MAX_JSON_BYTES):
     """A JSON object read from `path` (at most `max_bytes`, not a link out of its
     folder), or one line naming the file."""
-    real, folder = os.path.realpath(path), os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    if os.path.commonpath([real, folder]) != folder or not os.path.isfile(real):
+    real = os.path.realpath(path)
+    if not inside(real, link_roots(os.path.dirname(os.path.abspath(path)))) or not os.path.isfile(real):
         raise CheckpointError(
             f"{path} ({what}) is not a regular file in its folder (it leads to {real}).")
     with open(path, "rb") as f:
@@ -163,6 +163,22 @@ def read_json(path, what, max_bytes=MAX_JSON_BYTES):
         raise CheckpointError(
             f"{path} ({what}) should hold a JSON object; it holds a {type(value).__name__}.")
     return value
+
+
+def link_roots(folder):
+    """Where the files of a checkpoint folder may lead: the folder itself and, for a
+    snapshot in huggingface_hub's cache (`models--owner--name/snapshots/<commit>/`),
+    that repo's `blobs/`, which holds the files the snapshot's links name."""
+    folder = os.path.realpath(folder)
+    roots = [folder]
+    parent = os.path.dirname(folder)
+    if os.path.basename(parent) == "snapshots":
+        roots.append(os.path.join(os.path.dirname(parent), "blobs"))
+    return roots
+
+
+def inside(real, roots):
+    return any(os.path.commonpath([real, root]) == root for root in roots)
 
 
 def port_top(porter, config, pre_logits, head, transpose, dist_head=None):

@@ -137,3 +137,64 @@ def markdown_table():
             f"{c.sha256 or 'not published'} | {c.url} |"
         )
     return "\n".join(rows)
+
+
+# Hub names: the most used timm and HF ViT repos, resolved by
+# keras_vit.checkpoints.hub (pass the name as weights= or to convert). Facts
+# from each repo's config files and model card; `loads` says whether this
+# version reads the repo (else what is missing).
+@dataclasses.dataclass(frozen=True)
+class HubCheckpoint:
+    name: str  # "hf://owner/repo"
+    resolution: int
+    num_classes: int  # 0: no classifier (features)
+    normalization: str  # "0.5" (x/127.5 - 1) or "imagenet" (mean/std of ImageNet)
+    licence: str  # as the model card states it
+    loads: str = "yes"
+    description: str = ""
+
+
+_TIMM_AUGREG = "timm, AugReg; config.json + model.safetensors"
+HUB_CHECKPOINTS = (
+    HubCheckpoint("hf://timm/vit_base_patch16_224.augreg2_in21k_ft_in1k", 224, 1000, "0.5",
+                  "apache-2.0",
+                  description="timm, AugReg B/16 fine-tuned again by timm (augreg2)"),
+    HubCheckpoint("hf://timm/vit_base_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
+                  "apache-2.0", description=_TIMM_AUGREG),
+    HubCheckpoint("hf://timm/vit_base_patch16_384.augreg_in21k_ft_in1k", 384, 1000, "0.5",
+                  "apache-2.0", description=_TIMM_AUGREG),
+    HubCheckpoint("hf://timm/vit_base_patch16_224.augreg_in21k", 224, 21843, "0.5",
+                  "apache-2.0", description=_TIMM_AUGREG),
+    HubCheckpoint("hf://timm/vit_small_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
+                  "apache-2.0", description=_TIMM_AUGREG),
+    HubCheckpoint("hf://timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
+                  "apache-2.0", description=_TIMM_AUGREG),
+    HubCheckpoint("hf://timm/vit_large_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
+                  "apache-2.0", description=_TIMM_AUGREG),
+    HubCheckpoint("hf://timm/deit_base_patch16_224.fb_in1k", 224, 1000, "imagenet",
+                  "apache-2.0", description="timm, DeiT-B (Touvron et al. 2021)"),
+    HubCheckpoint("hf://google/vit-base-patch16-224", 224, 1000, "0.5", "apache-2.0",
+                  description="HF ViTForImageClassification (in21k, fine-tuned on in1k)"),
+    HubCheckpoint("hf://google/vit-base-patch16-384", 384, 1000, "0.5", "apache-2.0",
+                  description="HF ViTForImageClassification"),
+    HubCheckpoint("hf://google/vit-large-patch16-224", 224, 1000, "0.5", "apache-2.0",
+                  description="HF ViTForImageClassification"),
+    HubCheckpoint("hf://google/vit-base-patch16-224-in21k", 224, 0, "0.5", "apache-2.0",
+                  description="HF ViTModel with pooler, no classifier: features or a new head"),
+    HubCheckpoint("hf://facebook/deit-base-patch16-224", 224, 1000, "imagenet", "apache-2.0",
+                  description="HF ViTForImageClassification layout of DeiT-B"),
+    HubCheckpoint("hf://facebook/dinov2-small", 224, 0, "imagenet", "apache-2.0",
+                  description="HF Dinov2Model, features"),
+)
+
+
+def hub_markdown_table():
+    """The hub names as a Markdown table (for weights/CHECKPOINTS.md)."""
+    norm = {"0.5": "x/127.5 - 1", "imagenet": "ImageNet mean/std"}
+    rows = ["| name | resolution | classes | normalisation | licence | loads | what |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in HUB_CHECKPOINTS:
+        rows.append(
+            f"| `{c.name}` | {c.resolution} | {c.num_classes or 'features'} | "
+            f"{norm[c.normalization]} | {c.licence} | {c.loads} | {c.description} |")
+    return "\n".join(rows)

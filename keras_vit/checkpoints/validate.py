@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-from keras_vit.checkpoints.port import CheckpointError
+from keras_vit.checkpoints.port import CheckpointError, inside, link_roots
 from keras_vit.models.config import ViTConfig
 
 # The largest official checkpoint (ViT-H/14, float32) is ~2.5 GB.
@@ -46,8 +46,8 @@ SAFETENSORS_FLOATS = ("F64", "F32", "F16", "BF16")
 def check_regular_file(path, folder=None):
     """Refuses a link leaving `folder` (default: the file's own folder), or a non-file."""
     folder = os.path.dirname(os.path.abspath(path)) if folder is None else folder
-    real, inside = os.path.realpath(path), os.path.realpath(folder)
-    if os.path.commonpath([real, inside]) != inside:
+    real = os.path.realpath(path)
+    if not inside(real, link_roots(folder)):
         raise CheckpointError(f"{path} is a link leaving {folder} (to {real}); refusing to follow it.")
     if os.path.exists(path) and not os.path.isfile(real):
         raise CheckpointError(f"{path} is not a regular file.")

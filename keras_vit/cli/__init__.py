@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from keras_vit.cli.benchmark import add_benchmark
-from keras_vit.cli.common import is_user_error, quiet_tensorflow
+from keras_vit.cli.common import is_user_error, name_the_flags, quiet_tensorflow
 from keras_vit.cli.convert import add_convert
 from keras_vit.cli.evaluate import add_evaluate
 from keras_vit.cli.export import add_export
@@ -26,6 +26,7 @@ from keras_vit.cli.vtab import add_vtab
 COMMANDS = [add_summary, add_train, add_finetune, add_pretrain, add_evaluate, add_vtab,
             add_predict, add_convert, add_export, add_visualize, add_benchmark]
 
+INTERRUPTED_STATUS = 130  # a process ended by SIGINT, as shells report it (128 + 2)
 _VERBOSE_HELP = "show TensorFlow's start-up log lines (hidden by default)"
 
 
@@ -41,7 +42,15 @@ def build_parser():
     for command in sub.choices.values():  # also after the command: `keras-vit train --verbose`
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                              help=_VERBOSE_HELP)
+        command.set_defaults(command_parser=command)  # its flags name what an error names
     return parser
+
+
+def _interrupted(error):
+    """True for `keras_vit.training.interrupt.TrainingInterrupted` (Ctrl-C during training),
+    looked up only where training ran, so a refused argument imports no Keras."""
+    module = sys.modules.get("keras_vit.training.interrupt")
+    return module is not None and isinstance(error, module.TrainingInterrupted)
 
 
 def main(argv=None):
@@ -55,10 +64,17 @@ def main(argv=None):
     quiet_tensorflow(args.verbose)
     try:
         return args.run(args) or 0
+    except KeyboardInterrupt:  # Ctrl-C outside training's own handling (loading, saving)
+        print(f"keras-vit {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS
     except Exception as error:  # noqa: BLE001 - a bug is re-raised with its traceback
         if not is_user_error(error):
             raise
-        print(f"keras-vit {args.command}: error: {error}", file=sys.stderr)
+        if _interrupted(error):  # not an error: what the user asked for
+            print(f"keras-vit {args.command}: {error}", file=sys.stderr)
+            return INTERRUPTED_STATUS
+        message = name_the_flags(str(error), args.command_parser)
+        print(f"keras-vit {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

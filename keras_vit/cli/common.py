@@ -31,6 +31,38 @@ def is_user_error(error):
     return isinstance(error, OSError) and getattr(error, "filename", None) is not None
 
 
+# Library arguments a command's flags reach under another name.
+_FLAG_ALIASES = {"model_fields": "--set", "fields": "--set", "name": "--data",
+                 "weights_path": "--weights"}
+
+
+def name_the_flags(message, parser):
+    """`message` with the Python arguments a library function named (`output_dir`,
+    `model_fields`, `name`) written as the flags of `parser` that set them
+    (`--output-dir`, `--set`, `--data`), and a "Pass format=" hint dropped where the
+    command has no `--format`: a user of the CLI typed flags, not parameters."""
+    flags = {}
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public listing
+        longest = max(action.option_strings, key=len, default=None)
+        if longest and longest.startswith("--"):
+            flags[action.dest] = longest
+    for alias, flag in _FLAG_ALIASES.items():
+        if flag in flags.values():
+            flags.setdefault(alias, flag)
+
+    def flag(match):
+        name = match.group(2)
+        return f"{match.group(1)}{flags[name]}`" if name in flags else match.group(0)
+
+    message = re.sub(r"(argument `)([A-Za-z_]\w*)`", flag, message)
+    message = re.sub(r"(Received: )([A-Za-z_]\w*)=",
+                     lambda m: f"{m.group(1)}{flags[m.group(2)]} " if m.group(2) in flags
+                     else m.group(0), message)
+    if "--format" not in flags.values():
+        message = re.sub(r" Pass format=.*?(?:\.|$)", "", message)
+    return message
+
+
 def command_line(args):
     """The command as the user typed it (`keras-vit train --epochs 5 ...`), for metrics.json."""
     return " ".join(["keras-vit", args.command] + [shlex.quote(a) for a in args.argv])

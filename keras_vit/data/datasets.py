@@ -1,6 +1,7 @@
 """`load_dataset`: one entry point for every data set keras-vit trains on."""
 
 import dataclasses
+import os
 from typing import Optional, Tuple
 
 from keras_vit.data.augmentation import (
@@ -12,7 +13,7 @@ from keras_vit.data.augmentation import (
 from keras_vit.data.digits import load_digits_arrays
 from keras_vit.data.image_folder import image_folder_shape, is_image_folder, load_image_folder
 from keras_vit.data.tfds_datasets import TFDS_DATASETS, load_tfds
-from keras_vit.errors import ArgumentError
+from keras_vit.errors import ArgumentError, DataNotFound
 
 DATASETS = ("digits",) + tuple(TFDS_DATASETS)
 DEFAULT_IMAGE_SIZE = (224, 224)  # for data sets whose images vary in size
@@ -30,6 +31,11 @@ class DatasetInfo:
     num_examples: Optional[int]  # None where unknown (tfds slices, mock data)
     class_names: Optional[Tuple[str, ...]] = None
     one_hot_labels: bool = False  # True with MixUp/CutMix: labels are (B, K) floats
+
+
+def _looks_like_a_path(name):
+    """A name no data set has: with a folder separator, or starting with . or ~."""
+    return os.sep in name or "/" in name or name.startswith((".", "~"))
 
 
 def load_dataset(
@@ -142,7 +148,8 @@ def load_dataset(
     elif is_image_folder(name):
         height, width, channels = image_folder_shape(name)
         native = (height, width)
-        num_channels = num_channels or {1: 1, 2: 1, 3: 3}.get(channels, 4)  # gray+alpha: gray
+        # Alpha composited onto white: gray+alpha reads as gray, RGBA as RGB.
+        num_channels = num_channels or {1: 1, 2: 1}.get(channels, 3)
         dataset, class_names = load_image_folder(
             name, split, image_size=image_size or native, num_channels=num_channels)
         class_names = tuple(class_names)
@@ -151,6 +158,10 @@ def load_dataset(
         small = max(image_size or native) <= 64  # fits in memory: cache it
         cardinality = int(dataset.cardinality())
         num_examples = cardinality if cardinality >= 0 else None
+    elif isinstance(name, (str, os.PathLike)) and _looks_like_a_path(os.fspath(name)):
+        raise DataNotFound(
+            f"no such folder: {name} (expected an image folder, one sub-folder per class, "
+            f"or one of {', '.join(DATASETS)})")
     else:
         raise ArgumentError(
             "Received an invalid value for argument `name`, expected one of "

@@ -5,6 +5,7 @@ import os
 
 from PIL import Image, UnidentifiedImageError
 
+from keras_vit.data.image_file import ALPHA_BACKGROUND
 from keras_vit.errors import ArgumentError, DataError
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -39,11 +40,15 @@ def check_images(paths, shown=5):
     Each file's header is read and its format checked, and PNG's chunk checksums
     verified (a truncated PNG), before training starts: a bad file found by the
     pipeline stops epoch 1 with a TensorFlow traceback that names no file.
+
+    Returns:
+        True when some image has transparency (alpha or a transparent colour).
     """
-    bad = []
+    bad, transparent = [], False
     for path in paths:
         try:
             with Image.open(path) as image:
+                transparent = transparent or has_transparency(image)
                 if image.format not in DECODABLE_FORMATS:
                     bad.append(f"{path} ({image.format}, not {'/'.join(DECODABLE_FORMATS)})")
                     continue
@@ -58,6 +63,13 @@ def check_images(paths, shown=5):
         raise DataError(
             f"{len(bad)} file(s) in the image folder cannot be read as images (remove or "
             f"re-save them): {'; '.join(bad[:shown])}{more}")
+    return transparent
+
+
+def has_transparency(image):
+    """True for a PIL image with an alpha channel or a transparent colour (as
+    `keras_vit.data.image_file.read_image` composites)."""
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
 
 
 def _check_classes(directory, classes):
@@ -128,13 +140,17 @@ def load_image_folder(path, split="train", image_size=(224, 224), num_channels=3
             "of images per class)."
         )
     _check_classes(directory, classes)
-    check_images(_image_files(directory))
+    files = _image_files(directory)
+    # Alpha is composited as read_image does, not dropped (a transparent canvas read as
+    # black); GIFs decode to RGB only, so a folder with one keeps TensorFlow's reading.
+    composite = (check_images(files) and num_channels in (1, 3)
+                 and not any(f.lower().endswith(".gif") for f in files))
     dataset = keras.utils.image_dataset_from_directory(
         directory,
         labels="inferred",
         label_mode="int",
         class_names=classes,
-        color_mode=_color_mode(num_channels),
+        color_mode=_color_mode(4 if composite else num_channels),
         batch_size=None,
         image_size=tuple(image_size),
         shuffle=subset is not None,  # a fixed permutation for the 90/10 split
@@ -143,7 +159,21 @@ def load_image_folder(path, split="train", image_size=(224, 224), num_channels=3
         subset=subset,
         verbose=False,
     )
+    if composite:
+        dataset = dataset.map(lambda image, label: (_onto_background(image, num_channels),
+                                                    label))
     return dataset, classes
+
+
+def _onto_background(rgba, num_channels):
+    """(H, W, 4) pixels in [0, 255] composited onto ALPHA_BACKGROUND (white), as
+    `read_image` does (there before resizing, here after), then gray by ITU-R 601 luma
+    where `num_channels` is 1."""
+    import tensorflow as tf  # the folder pipeline is tf.data; not imported by keras_vit
+
+    alpha = rgba[..., 3:] / 255.0
+    rgb = rgba[..., :3] * alpha + ALPHA_BACKGROUND * (1.0 - alpha)
+    return tf.image.rgb_to_grayscale(rgb) if num_channels == 1 else rgb
 
 
 def _color_mode(num_channels):

@@ -68,12 +68,8 @@ def evaluation_data(model, data="digits", split="test", fewshot_split="train",
         dataset, info = load_dataset(
             data, split=which, image_size=load_size, batch_size=batch_size, shuffle=False,
             augment=None, data_dir=data_dir, manual_dir=manual_dir,
+            num_channels=channels,  # read as the model takes them (gray and colour converted)
         )
-        if info.num_channels != channels:
-            raise DataError(
-                f"Received an invalid value for argument `data`: the model takes "
-                f"{channels}-channel images but {data} has {info.num_channels}-channel images"
-            )
         if preprocessing == "big_vision":
             dataset = dataset.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset, info

@@ -112,8 +112,9 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
             keras-vit model normalises inside), or a path to a `.keras` file.
         paths: image file paths (PNG, JPEG, anything PIL reads).
         top: how many classes to report per image (at most K). Defaults to 5.
-        class_names: names of the K classes, or None for their indices.
-            Defaults to None.
+        class_names: names of the K classes, or None: the model's own
+            (`config.class_names`, e.g. ImageNet's for a converted ImageNet
+            classifier), else their indices. Defaults to None.
         invert: "auto", True or False: whether to replace pixels x by
             255 - x before predicting. "auto" inverts an image whose polarity
             is the opposite of the training data's (`background`): for a
@@ -179,6 +180,8 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
         )
     probabilities = outputs if _outputs_probabilities(model) else _softmax(outputs)
     num_classes = probabilities.shape[1]
+    if class_names is None:  # the names a converted classifier records
+        class_names = getattr(getattr(model, "config", None), "class_names", None)
     if class_names is not None and len(class_names) != num_classes:
         raise ArgumentError(
             "Received an invalid value for argument `class_names`, expected "

@@ -77,6 +77,10 @@ class ViTConfig:
     # embeddings (made for image_size's grid) are resampled to it in the graph
     # with resample_method / resample_antialias.
     dynamic_image_size: bool = False
+    # The head's class names, in order (what HF keeps as id2label): recorded by
+    # the converters for a classifier whose source names them (or ImageNet's),
+    # printed by `keras-vit predict`; None: unnamed. A new head has none.
+    class_names: Optional[Tuple[str, ...]] = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -102,6 +106,17 @@ class ViTConfig:
                     f"True or False. Received: {name}={getattr(self, name)!r}"
                 )
         check_choice("pooling", self.pooling, POOLINGS)
+        if self.class_names is not None:
+            names = self.class_names
+            if (isinstance(names, str) or not isinstance(names, (list, tuple))
+                    or not all(isinstance(n, str) for n in names)
+                    or len(names) != self.num_classes):
+                raise ArgumentError(
+                    "Received an invalid value for argument `class_names`, expected None "
+                    f"or {self.num_classes} strings (num_classes). Received: "
+                    f"{type(names).__name__} of {len(names) if hasattr(names, '__len__') else '?'}"
+                )
+            set_("class_names", tuple(names))
         if self.quick_gelu and self.gelu_approximate:
             raise ArgumentError(
                 "Received an invalid value for argument `quick_gelu`: QuickGELU replaces "
@@ -233,6 +248,8 @@ class ViTConfig:
     def replace(self, **changes):
         """A copy with some fields changed (and checked)."""
         _check_fields(changes)
+        if changes.get("num_classes", self.num_classes) != self.num_classes:
+            changes.setdefault("class_names", None)  # another head: its names go with it
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
@@ -247,7 +264,8 @@ class ViTConfig:
     def from_dict(cls, values):
         _check_fields(values)
         values = dict(values)
-        for name in ("image_size", "normalization_mean", "normalization_std", "hybrid_layers"):
+        for name in ("image_size", "normalization_mean", "normalization_std", "hybrid_layers",
+                     "class_names"):
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
         return cls(**values)

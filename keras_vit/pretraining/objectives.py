@@ -94,7 +94,8 @@ def corrupt_patches(embeddings, mask_token, seed, corruption_rate=0.5, mask_rate
         embeddings: (B, N, D) patch embeddings x_p E (before the class token
             and position embedding).
         mask_token: (1, 1, D) the learnable [mask] embedding.
-        seed: a `keras.random.SeedGenerator` or an int.
+        seed: a `keras.random.SeedGenerator` or an int (the same int gives the
+            same corruption; its three random draws still differ).
         corruption_rate: fraction of patches corrupted. Defaults to 0.5.
         mask_rate: of those, the fraction masked. Defaults to 0.8.
         random_rate: of those, the fraction swapped for another patch.
@@ -108,13 +109,14 @@ def corrupt_patches(embeddings, mask_token, seed, corruption_rate=0.5, mask_rate
     n, width = x.shape[1], x.shape[2]
     batch = ops.shape(x)[0]
     count = max(1, int(round(corruption_rate * n))) if corruption_rate > 0 else 0
-    scores = keras.random.uniform((batch, n), seed=seed)
+    choose_seed, kind_seed, shift_seed = _three_seeds(seed)
+    scores = keras.random.uniform((batch, n), seed=choose_seed)
     if count:
         kth = ops.sort(scores, axis=-1)[:, count - 1 : count]  # (B, 1)
         corrupted = ops.less_equal(scores, kth)  # exactly `count` a row
     else:
         corrupted = ops.zeros((batch, n), "bool")
-    draw = keras.random.uniform((batch, n), seed=seed)
+    draw = keras.random.uniform((batch, n), seed=kind_seed)
     masked = ops.logical_and(corrupted, ops.less(draw, mask_rate))
     replaced = ops.logical_and(
         corrupted,
@@ -124,7 +126,7 @@ def corrupt_patches(embeddings, mask_token, seed, corruption_rate=0.5, mask_rate
     # A different patch of the batch: shift each flat index by 1 .. total - 1.
     total = batch * n
     span = ops.cast(total - 1, "float32")
-    shift = ops.floor(keras.random.uniform((batch, n), seed=seed) * span)
+    shift = ops.floor(keras.random.uniform((batch, n), seed=shift_seed) * span)
     shift = ops.cast(ops.minimum(shift, ops.maximum(span - 1.0, 0.0)), "int32") + 1
     index = ops.reshape(ops.arange(total, dtype="int32"), (batch, n))
     source = ops.reshape(ops.mod(index + shift, total), (-1,))
@@ -134,6 +136,19 @@ def corrupt_patches(embeddings, mask_token, seed, corruption_rate=0.5, mask_rate
     kinds = (ops.cast(masked, "int32") * MASKED + ops.cast(replaced, "int32") * REPLACED
              + ops.cast(kept, "int32") * KEPT)
     return out, kinds
+
+
+def _three_seeds(seed):
+    """Seeds for corrupt_patches' three draws (which patches, what kind, which other).
+
+    A SeedGenerator advances by itself between draws. A stateless int would give
+    the three draws the same numbers (every chosen patch has a low score, hence a
+    low kind draw: all masked), so each draw gets its own int derived from it,
+    mixed so that nearby user seeds (1, 2, ...) do not share streams.
+    """
+    if not isinstance(seed, int):
+        return seed, seed, seed
+    return tuple((seed * 0x9E3779B1 + k * 0x85EBCA77) % 2**31 for k in (1, 2, 3))
 
 
 def masked_patch_loss(targets, predictions, corrupted, target):

@@ -107,7 +107,7 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
     train_images = train_ds.map(lambda images, labels: images)
     test_images = test_ds.map(lambda images, labels: images)
     backbone = build_model(recipe["model"], info, image_size=recipe["image_size"],
-                           dropout_rate=recipe["dropout_rate"],
+                           keep_patch=model is not None, dropout_rate=recipe["dropout_rate"],
                            drop_path_rate=recipe["drop_path_rate"], include_top=False,
                            **(model_fields or {}))
     mpp = MaskedPatchPrediction(backbone, target=target, corruption_rate=corruption_rate,

@@ -34,7 +34,7 @@ import keras
 
 from keras_vit import data as datasets  # looked up at call time (tests patch it)
 from keras_vit.errors import ArgumentError, RunFolderError
-from keras_vit.training import distribution
+from keras_vit.training import distribution, interrupt
 from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, read_state
 from keras_vit.training.recipes import make_schedule, schedule_steps
 from keras_vit.training.reproducibility import capped_epochs, seed_everything
@@ -467,8 +467,11 @@ class Run:
             with open(metrics_path) as f:
                 return json.load(f)
         if done < epochs:
-            model.fit(train_ds, epochs=epochs, initial_epoch=done, callbacks=callbacks,
-                      verbose=progress_verbosity(self.verbose), shuffle=False)  # tf.data shuffles
+            with interrupt.interruptible() as watch:  # Ctrl-C: one line, at the next step
+                model.fit(train_ds, epochs=epochs, initial_epoch=done,
+                          callbacks=[*callbacks, interrupt.StopOnInterrupt(watch, done)],
+                          verbose=progress_verbosity(self.verbose),
+                          shuffle=False)  # tf.data shuffles
         else:
             log(f"All {epochs} epochs were already done; evaluating the saved state.", verbose)
         if checkpoint.diverged is not None:

@@ -57,11 +57,14 @@ def _to_one_hot(dataset, num_classes, one_hot_labels):
     )
 
 
-def build_model(model, info, image_size=None, dtype=None, **fields):
+def build_model(model, info, image_size=None, dtype=None, keep_patch=True, **fields):
     """A `VisionTransformer` for a data set: a variant name, "digits" or a ViTConfig dict.
 
     Every field (`fields`, the data set's shape, `image_size`) is applied before the
     configuration is validated, so `image_size=28, patch_size=4` is one valid request.
+    A named variant ("Ti/16") keeps its patch: a size it does not cut into at least 2x2
+    patches is refused with the sizes that do (`keep_patch=False`, for a recipe's own
+    default variant, picks a patch that does and says so).
     """
     unknown = sorted(set(fields) - set(field_names()))
     if unknown:
@@ -77,13 +80,11 @@ def build_model(model, info, image_size=None, dtype=None, **fields):
     elif model == "small":
         config = ViTConfig(**{**small_images_model(shape["image_size"]), **shape, **fields})
     elif isinstance(model, str):
-        if "patch_size" not in fields:
-            # A 16 px patch on a 32 px image leaves 4 tokens: use 4 px patches.
-            probe = _variant(model, **shape, patch_size=1)
-            h, w = probe.image_hw
-            patch = int(model.rsplit("/", 1)[-1]) if model.rsplit("/", 1)[-1].isdigit() else 16
-            if h % patch or w % patch or (h // patch) * (w // patch) < 4:
-                fields["patch_size"] = max(1, min(h, w) // 8)
+        if "patch_size" not in fields and "+" not in model:  # a hybrid's patch is its stem's
+            patch = _variant(model, **shape, patch_size=1)
+            patch = check_variant_patch(model, _variant(model).patch_size, patch.image_hw,
+                                        keep_patch)
+            fields["patch_size"] = patch
         config = _variant(model, **shape, **fields)
     elif isinstance(model, dict):
         config = ViTConfig.from_dict({**model, **shape, **fields})
@@ -93,6 +94,25 @@ def build_model(model, info, image_size=None, dtype=None, **fields):
             f"a variant name like 'Ti/16' or a ViTConfig dict. Received: model={model!r}"
         )
     return VisionTransformer(config, dtype=dtype, name="vit")
+
+
+def check_variant_patch(model, patch, image_hw, keep_patch=True):
+    """The patch for variant `model` (whose own patch is `patch`) at `image_hw`: its own
+    where it cuts both sides into at least 2 patches; else refused (`keep_patch`) naming
+    the sizes that work, or replaced by the largest that gives a grid of 4+ (recipe)."""
+    h, w = image_hw
+    if not (h % patch or w % patch or (h // patch) * (w // patch) < 4):
+        return patch
+    if keep_patch:
+        sizes = ", ".join(str(patch * k) for k in range(2, 6))
+        raise ArgumentError(
+            f"--model {model} cuts {patch}x{patch} patches, which do not tile {h}x{w} images "
+            f"into a grid of at least 2x2; use --image-size {sizes}, ... (multiples of "
+            f"{patch}), or ask for another patch with --set patch_size=P")
+    smaller = max(1, min(h, w) // 8)
+    log(f"{model} at {h}x{w}: {smaller}x{smaller} patches instead of {patch}x{patch} (the "
+        "recipe's default model; name --model or --set patch_size to choose).", True)
+    return smaller
 
 
 def _variant(name, **fields):
@@ -251,7 +271,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
                                        manual_dir=manual_dir)
     with run.scope():
         vit = build_model(recipe["model"], info, image_size=recipe["image_size"],
-                          dtype=run.dtype, dropout_rate=recipe["dropout_rate"],
+                          dtype=run.dtype, keep_patch=model is not None,
+                          dropout_rate=recipe["dropout_rate"],
                           drop_path_rate=recipe["drop_path_rate"], **(model_fields or {}))
         optimizer = pretraining_optimizer(
             run.schedule(), weight_decay=recipe["weight_decay"],

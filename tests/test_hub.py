@@ -1,0 +1,171 @@
+"""hf:// names resolved through huggingface_hub, offline, on a cache laid out by
+huggingface_hub's own code (`repo_folder_name`, `_create_symlink` into blobs/,
+`_cache_commit_hash_for_specific_revision` for refs/main) and checked valid by
+its `scan_cache_dir`. The checkpoints are tiny random ones written by
+`export_checkpoint` (timm and HF folders). Needs huggingface_hub (the `hub`
+extra); where it is absent only the install message is tested. Run the rest
+with the reference venv:
+
+    KERAS_BACKEND=torch PYTHONPATH=. /work/refvenv/bin/python -m pytest -q tests/test_hub.py
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_vit
+from keras_vit.checkpoints import CheckpointError
+from keras_vit.checkpoints.export import export_checkpoint
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TINY = dict(image_size=(32, 48), patch_size=16, hidden_size=32, num_layers=2, num_heads=2,
+            mlp_dim=64, num_classes=5)
+
+
+def perturbed(seed=0, **fields):
+    model = keras_vit.ViT(**dict(TINY, **fields))
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        v.assign(v.numpy() + rng.normal(0, 0.2, v.shape).astype("float32"))
+    return model
+
+
+def pixels():
+    return np.random.default_rng(1).uniform(0, 255, (2, 32, 48, 3)).astype("float32")
+
+
+def logits(model, x):
+    import keras
+
+    return keras.ops.convert_to_numpy(model(x))
+
+
+def cache_repo(cache, repo_id, folder=None, files=None):
+    """Lays `folder`'s files (or `files`, name -> bytes) into the hub cache as
+    hf_hub_download does: blobs named by their hash, snapshot symlinks, refs/main."""
+    from huggingface_hub import file_download as fd
+
+    files = dict(files or {})
+    for name in os.listdir(folder) if folder else ():
+        with open(os.path.join(folder, name), "rb") as f:
+            files[name] = f.read()
+    storage = os.path.join(cache, fd.repo_folder_name(repo_id=repo_id, repo_type="model"))
+    for name, data in files.items():
+        blob = os.path.join(storage, "blobs", hashlib.sha256(data).hexdigest())
+        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        with open(blob, "wb") as f:
+            f.write(data)
+        pointer = os.path.join(storage, "snapshots", COMMIT, name)
+        os.makedirs(os.path.dirname(pointer), exist_ok=True)
+        fd._create_symlink(blob, pointer, new_blob=True)
+    fd._cache_commit_hash_for_specific_revision(storage, "main", COMMIT)
+    return storage
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    hub = pytest.importorskip("huggingface_hub")
+    from huggingface_hub import constants
+
+    cache = str(tmp_path / "hub")
+    os.makedirs(cache)
+    monkeypatch.setenv("HF_HUB_CACHE", cache)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", cache)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return hub, cache
+
+
+def test_hf_and_timm_repos_from_an_offline_cache(tmp_path, offline_cache):
+    hub, cache = offline_cache
+    hf_model, timm_model = perturbed(), perturbed(seed=1, pooling="gap", fc_norm=True)
+    export_checkpoint(hf_model, tmp_path / "hf", format="hf")
+    export_checkpoint(timm_model, tmp_path / "timm", format="timm")
+    cache_repo(cache, "acme/tiny-vit", tmp_path / "hf")
+    storage = cache_repo(cache, "timm/vit_tiny.test", tmp_path / "timm")
+    scan = hub.scan_cache_dir(cache)  # huggingface_hub's own check of the layout
+    assert not scan.warnings and {r.repo_id for r in scan.repos} == {
+        "acme/tiny-vit", "timm/vit_tiny.test"}
+    assert os.path.islink(os.path.join(storage, "snapshots", COMMIT, "model.safetensors"))
+    x = pixels()
+    for name, want in (("hf://acme/tiny-vit", hf_model), ("hf://timm/vit_tiny.test", timm_model)):
+        got = keras_vit.ViT(weights=name)
+        a, b = logits(want, x), logits(got, x)
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+    # the factories' new head, and a pinned revision
+    new = keras_vit.ViT(weights=f"hf://acme/tiny-vit@{COMMIT}", num_classes=3)
+    assert new.output_shape == (None, 3)
+
+
+def test_convert_cli_offline(tmp_path, offline_cache):
+    _, cache = offline_cache
+    model = perturbed()
+    export_checkpoint(model, tmp_path / "hf", format="hf")
+    cache_repo(cache, "acme/tiny-vit", tmp_path / "hf")
+    env = dict(os.environ, HF_HUB_CACHE=cache, HF_HUB_OFFLINE="1")
+    run = subprocess.run([sys.executable, "-m", "keras_vit", "convert", "hf://acme/tiny-vit",
+                          "--output", str(tmp_path / "m.keras")],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    back = keras_vit.convert_checkpoint(str(tmp_path / "m.keras"))
+    x = pixels()
+    a = logits(model, x)
+    assert np.abs(a - logits(back, x)).max() <= 1e-5 * np.abs(a).max()
+    missing = subprocess.run([sys.executable, "-m", "keras_vit", "convert", "hf://acme/absent",
+                              "--output", str(tmp_path / "n.keras")],
+                             capture_output=True, text=True, env=env)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+    assert "not in the hub cache" in missing.stderr
+
+
+def test_unsupported_architecture_refused_before_the_weights(offline_cache):
+    _, cache = offline_cache
+    cache_repo(cache, "acme/swin", files={"config.json": json.dumps(
+        {"model_type": "swin", "architectures": ["SwinForImageClassification"]}).encode()})
+    with pytest.raises(CheckpointError, match=r"hf://acme/swin: config.json has model_type "
+                                              r"'swin' \(architectures \['Swin"):
+        keras_vit.ViT(weights="hf://acme/swin")
+    cache_repo(cache, "timm/convnext_tiny.x", files={"config.json": json.dumps(
+        {"architecture": "convnext_tiny", "num_classes": 10}).encode()})
+    with pytest.raises(CheckpointError, match=r"'convnext_tiny' is not a timm VisionTransformer"):
+        keras_vit.convert_checkpoint("hf://timm/convnext_tiny.x")
+
+
+def test_pickled_only_repo_refused(offline_cache):
+    hub, cache = offline_cache
+    from huggingface_hub import file_download as fd
+
+    storage = cache_repo(cache, "acme/old", files={"config.json": json.dumps(
+        {"model_type": "vit"}).encode(), "pytorch_model.bin": b"not read"})
+    # what hf_hub_download records for a file the repo lacks
+    os.makedirs(os.path.join(storage, ".no_exist", COMMIT))
+    open(os.path.join(storage, ".no_exist", COMMIT, "model.safetensors"), "w").close()
+    assert hub.try_to_load_from_cache("acme/old", "model.safetensors") is fd._CACHED_NO_EXIST
+    with pytest.raises(CheckpointError, match=r"hf://acme/old has no model.safetensors"):
+        keras_vit.ViT(weights="hf://acme/old")
+
+
+def test_bad_names_and_no_huggingface_hub(monkeypatch):
+    with pytest.raises(CheckpointError, match=r"is not a hub name: expected hf://OWNER/NAME"):
+        keras_vit.ViT(weights="hf://no-owner")
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
+    with pytest.raises(CheckpointError, match=r'need huggingface_hub.*pip install "\.\[hub\]"'):
+        keras_vit.ViT(weights="hf://google/vit-base-patch16-224")
+
+
+def test_registry_lists_hub_names():
+    from keras_vit.checkpoints import hub, registry
+
+    names = [c.name for c in registry.HUB_CHECKPOINTS]
+    assert "hf://timm/vit_base_patch16_224.augreg2_in21k_ft_in1k" in names
+    assert "hf://google/vit-base-patch16-224" in names
+    for name in names:
+        hub.parse(name)  # each is a valid hub name
+    path = os.path.join(os.path.dirname(__file__), "..", "weights", "CHECKPOINTS.md")
+    with open(path) as f:
+        assert registry.hub_markdown_table() in f.read()  # the doc is regenerated
