@@ -320,6 +320,18 @@ MUTATIONS = [
      "np.concatenate([x.reshape(d, d) for x in k], axis=1)",
      "np.concatenate([x.transpose(0, 2, 1).reshape(d, d) for x in k], axis=1)",
      ["tests/test_keras_hub.py::test_backbone_preset_matches_keras_hub"], {}),
+    # issue 24: past one machine
+    ("process-id-past-the-count", "keras_vit/training/distribution.py",
+     "        if process >= count:\n", "        if False:\n",
+     ["tests/test_distribution.py::test_a_wrong_process_group_is_one_line"], {}),
+    ("global-batch-split-unchecked", "keras_vit/training/distribution.py",
+     "    if batch_size % data_parallel:\n", "    if False:\n",
+     ["tests/test_distribution.py::test_a_global_batch_the_devices_cannot_split_is_refused"],
+     {}),
+    ("every-process-writes", "keras_vit/training/distribution.py",
+     "    return jax.process_index() == 0\n", "    return True\n",
+     ["tests/test_distribution.py::test_two_processes_train_the_one_process_run",
+      "-m", "slow"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",
