@@ -462,6 +462,32 @@ def test_tensorflow_start_up_lines_only_with_verbose():
         assert loud.returncode == 0 and tf_lines(loud.stderr), loud.stderr[-3000:]
 
 
+# A fresh process where `jax` cannot be imported (as in an environment without it).
+WITHOUT_JAX = """
+import sys
+sys.modules["jax"] = None
+from keras_vit.cli import main
+sys.exit(main(["train", "--data", "nowhere"]))
+"""
+
+
+@pytest.mark.parametrize("backend, env, expected", [
+    ("jax", {"KERAS_BACKEND": "jax"},
+     'KERAS_BACKEND=jax, but jax is not installed: pip install ".[jax]"'),
+    ("typo", {"KERAS_BACKEND": "jaxx"},
+     "KERAS_BACKEND=jaxx is not a Keras backend; expected one of tensorflow, jax, torch"),
+    ("keras.json", {}, '"backend": "jax" in {home}/keras.json, but jax is not installed'),
+])
+def test_a_backend_that_is_not_installed_is_one_line(tmp_path, backend, env, expected):
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    user = {k: v for k, v in USER_ENV.items() if k != "KERAS_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", WITHOUT_JAX], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env=dict(user, KERAS_HOME=str(tmp_path), **env))
+    line = _one_error_line(out)
+    assert line.startswith("keras-vit train: error: ") and expected.format(
+        home=tmp_path) in line, line
+
+
 def test_quiet_import_drops_only_tensorflow_log_lines(capfd):
     """What the quiet import writes back: every line that is not in absl's log format."""
     from keras_vit.cli.common import _without_tensorflow_log

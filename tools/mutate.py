@@ -332,6 +332,14 @@ MUTATIONS = [
      "    return jax.process_index() == 0\n", "    return True\n",
      ["tests/test_distribution.py::test_two_processes_train_the_one_process_run",
       "-m", "slow"], {}),
+    # issue 23 item 10: a Keras backend that is not installed; a find_spec probe
+    ("backend-not-checked", "keras_vit/cli/__init__.py",
+     "        check_backend_installed()\n", "",
+     ["tests/test_user_paths.py", "-k", "backend_that_is_not_installed"], {}),
+    ("tensorflow-probe-consumes-the-quiet-hook", "keras_vit/cli/common.py",
+     "        self._finding = True  # the other finders answer the lookup below\n",
+     "        sys.meta_path.remove(self)\n",
+     ["tests/test_user_paths.py::test_tensorflow_start_up_lines_only_with_verbose"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",
