@@ -4,6 +4,7 @@
 command wrote; nothing here calls the internals the commands use.
 """
 
+import argparse
 import csv
 import json
 import math
@@ -543,3 +544,13 @@ def test_run_folder_rules_without_training(tmp_path):
     assert (tmp_path / "model.keras").read_text() == "the user's model"
     prepare(str(tmp_path), dict(old, seed=1), True, False)  # --overwrite: start over
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_no_help_text_shows_a_doubled_percent_sign():
+    # argparse %-formats help= strings but prints description= as written.
+    from keras_vit.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert "%%" not in command.format_help(), name
