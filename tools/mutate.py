@@ -340,6 +340,17 @@ MUTATIONS = [
      "        self._finding = True  # the other finders answer the lookup below\n",
      "        sys.meta_path.remove(self)\n",
      ["tests/test_user_paths.py::test_tensorflow_start_up_lines_only_with_verbose"], {}),
+    # issue 21: keras-hub ViTImageClassifier presets
+    ("keras-hub-converter-offset-sign", "keras_vit/checkpoints/keras_hub.py",
+     '    mean = -values["offset"] * std\n', '    mean = values["offset"] * std\n',
+     ["tests/test_keras_hub.py::test_classifier_preset_matches_keras_hub_from_pixels"], {}),
+    ("keras-hub-head-before-pre-logits", "keras_vit/checkpoints/keras_hub.py",
+     '(["pre_logits"] if len(dense) == 2 else []) + ["head"]',
+     '["head"] + (["pre_logits"] if len(dense) == 2 else [])',
+     ["tests/test_keras_hub.py::test_classifier_preset_matches_keras_hub_from_pixels"], {}),
+    ("keras-hub-gap-averages-the-class-token", "keras_vit/checkpoints/keras_hub.py",
+     ' or (pooling == "gap" and class_token)', "",
+     ["tests/test_keras_hub.py::test_classifier_fields_that_do_not_fit_are_refused"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",
