@@ -360,8 +360,32 @@ MUTATIONS = [
      "        porter.drop(layout[\"other\"])  # a CLIPModel's text tower and logit scale\n",
      "        pass\n",
      ["tests/test_checkpoints_families.py::test_hf_clip_model_folder_gives_image_features"], {}),
+    # issue 19: perf
+    ("padded-keys-unmasked", "keras_vit/layers/multi_head_self_attention.py",
+     "        key_value_seq_lengths=lengths, implementation=implementation,",
+     "        implementation=implementation,",
+     ["tests/test_attention_paths.py::test_padded_and_masked_attention_equals_unpadded_forward_and_gradient"], {}),
+    ("padded-queries-kept", "keras_vit/layers/multi_head_self_attention.py",
+     "    return out[:, :tokens]",
+     "    return out",
+     ["tests/test_attention_paths.py::test_padded_and_masked_attention_equals_unpadded_forward_and_gradient"], {}),
+    ("padded-bias-at-the-front", "keras_vit/layers/multi_head_self_attention.py",
+     "bias = ops.pad(bias, ((0, 0), (0, 0), (0, extra), (0, extra)))",
+     "bias = ops.pad(bias, ((0, 0), (0, 0), (extra, 0), (extra, 0)))",
+     ["tests/test_attention_paths.py::test_padded_and_masked_attention_equals_unpadded_forward_and_gradient"], {}),
+    ("cudnn-padding-not-rounded-up", "keras_vit/layers/multi_head_self_attention.py",
+     "return -(-tokens // CUDNN_TOKEN_MULTIPLE) * CUDNN_TOKEN_MULTIPLE",
+     "return tokens // CUDNN_TOKEN_MULTIPLE * CUDNN_TOKEN_MULTIPLE",
+     ["tests/test_attention_paths.py"], {}),
+    ("cudnn-on-float32", "keras_vit/layers/multi_head_self_attention.py",
+     'not in ("float16", "bfloat16")',
+     'not in ("float16", "bfloat16", "float32")',
+     ["tests/test_attention_paths.py"], {}),
+    ("padded-path-never-called", "keras_vit/layers/multi_head_self_attention.py",
+     "        elif (padded := self._padded_plan(training, tokens, q.dtype)) is not None:",
+     "        elif (padded := None) is not None:",
+     ["tests/test_attention_paths.py"], {}),
 ]
-
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",
                                 ".pytest_cache", "*.egg-info", "build", "dist")
 
