@@ -122,3 +122,20 @@ def test_the_layer_on_a_jax_gpu_calls_the_padded_cudnn_path(monkeypatch):
     assert calls == [((2, 7, 2, 16), False, 64, "cudnn")]
     layer(x, training=False)  # inference: Keras' dot_product_attention
     assert len(calls) == 1
+
+
+def test_a_shape_cudnn_refuses_falls_back_to_xla(monkeypatch):
+    """jax's cuDNN checks raise NotImplementedError while tracing: today's path runs."""
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("Unsupported sequence length Q 64, KV 64.")
+
+    monkeypatch.setattr(msa_module, "padded_attention", refuse)
+    monkeypatch.setattr(msa_module, "_platform", lambda: "gpu")
+    layer = msa_module.MultiHeadSelfAttention(num_heads=2, dtype="mixed_bfloat16")
+    x = np.random.default_rng(1).normal(size=(2, 7, 32)).astype("float32")
+    want = keras.ops.convert_to_numpy(keras.ops.cast(layer(x, training=False), "float32"))
+    monkeypatch.setattr(msa_module.keras.backend, "backend", lambda: "jax")
+    with pytest.warns(UserWarning, match="cuDNN attention refused"):
+        got = layer(x, training=True)
+    got = keras.ops.convert_to_numpy(keras.ops.cast(got, "float32"))
+    assert np.abs(got - want).max() <= 1e-2 * np.abs(want).max()

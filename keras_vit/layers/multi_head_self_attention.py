@@ -1,5 +1,7 @@
 """Multi-head self-attention with a fused q/k/v projection (paper eq. 5-8, App. A)."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -238,14 +240,20 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             weights = ops.cast(ops.softmax(logits, axis=-1), v.dtype)
             out = ops.matmul(self.dropout(weights, training=training), v)
             out = ops.swapaxes(out, 1, 2)  # (B, T, heads, hd)
-        elif (padded := self._padded_plan(training, tokens, q.dtype)) is not None:
-            weights = None
-            out = padded_attention(
-                ops.swapaxes(q, 1, 2), ops.swapaxes(k, 1, 2), ops.swapaxes(v, 1, 2),
-                bias, padded, implementation="cudnn",
-            )
         else:
             weights = None
+            out = None
+            padded = self._padded_plan(training, tokens, q.dtype)
+            if padded is not None:
+                try:
+                    out = padded_attention(
+                        ops.swapaxes(q, 1, 2), ops.swapaxes(k, 1, 2),
+                        ops.swapaxes(v, 1, 2), bias, padded, implementation="cudnn",
+                    )
+                except NotImplementedError as error:  # jax's cuDNN checks, at tracing
+                    # this GPU, cuDNN or shape has no fused kernel: XLA's path, as before
+                    warnings.warn(f"cuDNN attention refused ({error}); XLA's is used")
+        if out is None:
             out = ops.dot_product_attention(  # takes and gives (B, T, heads, hd)
                 ops.swapaxes(q, 1, 2), ops.swapaxes(k, 1, 2), ops.swapaxes(v, 1, 2),
                 bias=bias, scale=1.0, flash_attention=self._flash(training),
