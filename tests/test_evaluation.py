@@ -365,8 +365,8 @@ def test_real_accuracy_by_value_on_a_hand_made_batch():
 
 def test_evaluate_real_on_mock_imagenet2012_real():
     tfds = pytest.importorskip("tensorflow_datasets")
-    from keras_vit.evaluation import evaluate_real, load_real
-    from keras_vit.evaluation.real import REAL_DATASET
+    from keras_vit.data import REAL_DATASET, load_dataset
+    from keras_vit.evaluation import evaluate_real
 
     model = tiny_vit(num_classes=1000, num_channels=3, image_size=8)
     # A second model that always answers class 0: a label set padded with class 0
@@ -377,11 +377,12 @@ def test_evaluate_real_on_mock_imagenet2012_real():
     bias[0] = 1e4
     zero.get_layer("head").set_weights([np.zeros_like(kernel), bias])
     with tfds.testing.mock_data(num_examples=12):
-        data = load_real(8, batch_size=5)
+        data, info = load_dataset(REAL_DATASET, "test", image_size=8, batch_size=5)
+        assert (info.split, info.num_classes) == ("validation", 1000)
         batches = list(data.as_numpy_iterator())
         result = evaluate_real(model, data)
         always_zero = evaluate_real(zero, data)
-        # The label sets as stored, unpadded, read without load_real.
+        # The label sets as stored, unpadded, read without keras_vit.data.
         raw = tfds.load(REAL_DATASET, split="validation", shuffle_files=False, download=False)
         sets = [set(int(c) for c in e["real_label"]) for e in raw.as_numpy_iterator()]
     images = np.concatenate([b[0] for b in batches])

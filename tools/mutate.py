@@ -40,7 +40,7 @@ MUTATIONS = [
     ("quiet-import-drops-everything", "keras_vit/cli/common.py",
      "if not _TF_LOG_LINE.match(line)]", "if False]",
      ["tests/test_user_paths.py::test_quiet_import_drops_only_tensorflow_log_lines"], {}),
-    ("vtab-schedule-counts-micro-batches", "keras_vit/evaluation/vtab.py",
+    ("vtab-schedule-counts-micro-batches", "keras_vit/vtab.py",
      "total_steps=steps * accumulation,\n"
      "                           warmup_steps=min(warmup_steps, steps - 1) * accumulation)",
      "total_steps=steps,\n"
@@ -254,7 +254,7 @@ MUTATIONS = [
     ("ema-flag-ignores-its-value", "keras_vit/cli/train.py",
      'p.add_argument("--ema", type=float,', 'p.add_argument("--ema", type=lambda _: 0.9999,',
      ["tests/test_finetune_kit.py::test_finetune_ema_flag_passes_its_momentum"], {}),
-    ("real-sets-padded-with-class-0", "keras_vit/evaluation/real.py",
+    ("real-sets-padded-with-class-0", "keras_vit/data/real.py",
      "padding_values=(0.0, 0, -1),", "padding_values=(0.0, 0, 0),",
      ["tests/test_evaluation.py::test_evaluate_real_on_mock_imagenet2012_real"], {}),
     ("patch-distances-grid-transposed", "keras_vit/analysis/attention.py",
@@ -307,6 +307,35 @@ MUTATIONS = [
      "np.concatenate([x.reshape(d, d) for x in k], axis=1)",
      "np.concatenate([x.transpose(0, 2, 1).reshape(d, d) for x in k], axis=1)",
      ["tests/test_keras_hub.py::test_backbone_preset_matches_keras_hub"], {}),
+    # issue 20: executor
+    ("xla-policy-blind-to-distribution", "keras_vit/training/runs.py",
+     "if not has_accelerator() and (distribute or not xla_on_cpu):",
+     "if not has_accelerator() and not xla_on_cpu:",
+     ["tests/test_runs.py::test_xla_policy_takes_distribution_and_objective_by_value"], {}),
+    ("pretrain-xla-on-a-cpu", "keras_vit/pretraining/pretrain.py",
+     "steps_per_execution=steps_per_execution, xla_on_cpu=False)",
+     "steps_per_execution=steps_per_execution)",
+     ["tests/test_pretraining.py::test_pretrain_asks_the_run_for_xla_off_on_a_cpu"], {}),
+    ("run-loss-of-class-0", "keras_vit/evaluation/accuracy.py",
+     "-log_probs[np.arange(len(labels)), labels].mean()",
+     "-log_probs[:, 0].mean()",
+     ["tests/test_evaluation_references.py::"
+      "test_evaluate_loss_and_a_runs_test_metrics_equal_sklearn"], {}),
+    ("run-top5-always", "keras_vit/training/train.py",
+     "top_k=(1, 5) if num_classes > 5 else (1,)", "top_k=(1, 5)",
+     ["tests/test_evaluation_references.py::"
+      "test_evaluate_loss_and_a_runs_test_metrics_equal_sklearn"], {}),
+    ("vtab-source-drops-channel-conversion", "keras_vit/data/datasets.py",
+     'if name == "digits" or name in TFDS_DATASETS or name in VTAB_DATASETS:',
+     'if name == "digits" or name in TFDS_DATASETS:',
+     ["tests/test_data.py::test_a_vtab_task_is_a_data_source_with_task_adaptations_labels"], {}),
+    ("dsprites-labels-ungrouped", "keras_vit/data/vtab.py",
+     "factor = _DSPRITES_ORIGINAL_CLASSES[key] / task.num_classes", "factor = 1.0",
+     ["tests/test_data.py::test_a_vtab_task_is_a_data_source_with_task_adaptations_labels"], {}),
+    ("tfds-message-without-the-fetch", "keras_vit/data/tfds_datasets.py",
+     'fetches = f" (it fetches {fetch})" if fetch else ""', 'fetches = ""',
+     ["tests/test_data.py::test_every_tfds_source_says_it_is_not_downloaded_in_one_way"], {}),
+
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

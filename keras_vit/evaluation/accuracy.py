@@ -37,6 +37,16 @@ def top_k_accuracy(logits, labels, k=1):
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
+def cross_entropy(logits, labels):
+    """Mean cross-entropy of (N, K) logits against (N,) int (or one-hot) labels, in
+    float64 (a log-softmax shifted by each row's maximum)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = _int_labels(labels)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+
 def feature_model(model):
     """A model from `model`'s input to its frozen features, as the paper uses.
 
@@ -88,6 +98,7 @@ def evaluate(
     num_seeds=NUM_SEEDS,
     batch_size=64,
     num_classes=None,
+    loss=False,
 ):
     """Top-k accuracy of `model` on `data`, and few-shot linear accuracy.
 
@@ -112,9 +123,11 @@ def evaluate(
         batch_size: batch size for array input. Defaults to 64.
         num_classes: the data's classes for few-shot. Defaults to the
             model's outputs (1 + the largest label for a model without head).
+        loss: also the mean cross-entropy of the outputs read as logits
+            ("loss"), as a training run reports it. Defaults to False.
 
     Returns:
-        A dict: "num_examples", "top1", "top5", ... (those that apply),
+        A dict: "num_examples", "top1", "top5", ... (those that apply), "loss",
         "fewshot" {"1": mean acc, "5": ...} when `fewshot_data` is given,
         "fewshot_per_seed" {"1": [acc of each seed], ...}, "fewshot_seeds",
         "fewshot_l2_reg", "seconds".
@@ -153,6 +166,8 @@ def evaluate(
         for k in top_k:
             if check_positive_int("top_k", k) == 1 or logits.shape[1] > k:  # top-5 where K > 5
                 results[f"top{k}"] = top_k_accuracy(logits, labels, k)
+        if loss:
+            results["loss"] = cross_entropy(logits, labels)
     if fewshot_data is not None:
         _, train_features, train_labels = forward(fewshot_data)
         if num_classes is None:

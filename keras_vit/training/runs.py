@@ -114,21 +114,32 @@ def default_output_dir(data, command="train"):
     return os.path.join("runs", name if command == "train" else f"{command}-{name}")
 
 
-def resolve_jit_compile(jit_compile, model=None):
-    """`"auto"` (or None): keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`;
-    "on"/"off" (and True/False, "true"/"false") as given."""
+def resolve_jit_compile(jit_compile, model=None, distribute=False, xla_on_cpu=True):
+    """The run's XLA choice, asked once, by `Run.compile`; nobody overrides it.
+
+    `"auto"` (or None) is keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`
+    (which reads `model`), with the two facts only a run knows: off on a CPU when
+    distributing (TensorFlow does not compile across virtual CPU replicas), and off on
+    a CPU for an objective measured slower there with XLA (`xla_on_cpu=False`, masked
+    patch prediction: compiling its sort and gathers cost more than it saved).
+    "on"/"off" (and True/False, "true"/"false") as given, except that distributing
+    without an accelerator is never compiled.
+    """
     if jit_compile == "auto" or jit_compile is None:
+        if not has_accelerator() and (distribute or not xla_on_cpu):
+            return False
         return auto_jit_compile(model)
     if isinstance(jit_compile, str):
         if jit_compile.lower() in ("on", "true", "1", "yes"):
-            return True
-        if jit_compile.lower() in ("off", "false", "0", "no"):
-            return False
-        raise ArgumentError(
-            "Received an invalid value for argument `jit_compile`, expected "
-            f"'auto', True or False. Received: jit_compile={jit_compile!r}"
-        )
-    return bool(jit_compile)
+            jit_compile = True
+        elif jit_compile.lower() in ("off", "false", "0", "no"):
+            jit_compile = False
+        else:
+            raise ArgumentError(
+                "Received an invalid value for argument `jit_compile`, expected "
+                f"'auto', True or False. Received: jit_compile={jit_compile!r}"
+            )
+    return bool(jit_compile) and not (distribute and not has_accelerator())
 
 
 # --- The run folder: never clobbered ---------------------------------------------------
@@ -407,14 +418,36 @@ class Run:
             return given
         return 1 if has_accelerator() or self.distribute else cpu_steps_per_execution(self.steps)
 
-    def config(self, model, jit_compile, steps_per_execution, **extra):
+    def compile(self, model, optimizer, loss=None, metrics=None, steps_per_execution=None,
+                xla_on_cpu=True):
+        """`model.compile`, the one for training in keras_vit: the XLA policy
+        (`resolve_jit_compile`) asked once, with what the run knows (the model, whether
+        it distributes), and `steps_per_execution(steps_per_execution)`. Call it under
+        `scope()`; `config` records what it chose.
+
+        Returns:
+            (jit_compile, steps_per_execution), as compiled.
+        """
+        steps_per_execution = self.steps_per_execution(steps_per_execution)
+        jit_compile = resolve_jit_compile(self.jit_compile, model, self.distribute, xla_on_cpu)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile,
+                      steps_per_execution=steps_per_execution)
+        self.compiled = dict(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+        return jit_compile, steps_per_execution
+
+    def config(self, model, **extra):
         """The run's configuration as recorded (metrics.json, checkpoint) and compared on
-        a rerun: the recipe, the record, what was resolved, the model and `extra`."""
-        config = {**self.recipe, **self.record, **extra, "jit_compile": jit_compile,
-                  "steps_per_execution": steps_per_execution, "steps_per_epoch": self.steps,
-                  "model_config": model.config.to_dict(),
+        a rerun: the recipe, the record, what `compile` chose, the model and `extra`."""
+        config = {**self.recipe, **self.record, **extra, **self.compiled,
+                  "steps_per_epoch": self.steps, "model_config": model.config.to_dict(),
                   "parameters": int(model.count_params())}
         return json.loads(json.dumps(config, default=str))
+
+    def fit_steps(self, model, train_ds, steps):
+        """Fits the compiled `model` for `steps` batches of `train_ds` as one epoch, with
+        no run folder: a VTAB task, whose result file is its record (`keras_vit.vtab`)."""
+        model.fit(train_ds, steps_per_epoch=steps, epochs=1,
+                  verbose=progress_verbosity(self.verbose), shuffle=False)  # tf.data shuffles
 
     def fit(self, model, train_ds, config, *, saves, evaluate, tensorboard=True,
             overwrite=False, command=None, extra=None, what="training"):
