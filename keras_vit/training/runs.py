@@ -1,8 +1,10 @@
-"""A training run and its folder, shared by `train`, `finetune` and `pretrain`.
+"""The run executor, shared by `train`, `finetune`, `pretrain` and each VTAB task.
 
 `Run` prepares what every command does alike (the recipe with the caller's values over
-its defaults, the checked output folder, the seed, XLA, the distribution, the data) and
-`Run.fit` does the rest in the run folder: it refuses a folder that holds another run,
+its defaults, the checked output folder, the seed, the distribution, the data);
+`Run.compile` is keras_vit's one training `model.compile`, where the XLA policy
+(`resolve_jit_compile`) is asked once; `Run.fit` does the rest in the run folder
+(`Run.fit_steps` fits a VTAB task, whose result file is its record): it refuses a folder that holds another run,
 resumes the same run from its last completed epoch, extends it to a larger `epochs`,
 fits, saves atomically, evaluates and writes `metrics.json`:
 
@@ -39,7 +41,13 @@ from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, 
 from keras_vit.training.recipes import make_schedule, schedule_steps
 from keras_vit.training.reproducibility import capped_epochs, seed_everything
 from keras_vit.training.schedules import warmup_decay
-from keras_vit.utils import atomic_path, atomic_write_text, auto_jit_compile, has_accelerator
+from keras_vit.utils import (
+    atomic_path,
+    atomic_write_text,
+    auto_jit_compile,
+    check_positive_int,
+    has_accelerator,
+)
 
 # What a run may leave in its folder; `overwrite` deletes exactly these.
 RUN_FILES = ("model.keras", "pretraining.keras", "metrics.json", "history.csv", "checkpoint",
@@ -75,12 +83,7 @@ def save_model(model, path):
 def check_recipe(recipe):
     """Refuses a non-positive `epochs`, `batch_size` or `learning_rate` by name."""
     for name in ("epochs", "batch_size"):
-        value = recipe[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ArgumentError(
-                f"Received an invalid value for argument `{name}`, expected a "
-                f"positive integer. Received: {name}={value!r}"
-            )
+        recipe[name] = check_positive_int(name, recipe[name])
     rate = recipe["learning_rate"]
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
         raise ArgumentError(
@@ -350,13 +353,15 @@ def _policy(mixed_precision):
 
 
 class Run:
-    """What `train`, `finetune` and `pretrain` prepare alike, then `fit` in the run folder.
+    """A run: what `train`, `finetune`, `pretrain` and a VTAB task prepare alike, then
+    `compile` (the XLA policy asked once) and `fit` in the run folder (`fit_steps`
+    without one).
 
     Args:
         defaults: the recipe (a dict such as `DIGITS_RECIPE`).
         given: the caller's recipe values; None keeps the default.
         data: the data set name or image folder.
-        command: "train", "finetune" or "pretrain" (names the default folder).
+        command: "train", "finetune", "pretrain" or "vtab" (names the default folder).
         output_dir: the run folder, or None for `default_output_dir(data, command)`.
         seed, jit_compile, distribute, gradient_accumulation_steps, mixed_precision,
             verbose: as `keras_vit.training.train` takes them.
