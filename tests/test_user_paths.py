@@ -4,6 +4,7 @@
 command wrote; nothing here calls the internals the commands use.
 """
 
+import argparse
 import csv
 import json
 import math
@@ -462,6 +463,32 @@ def test_tensorflow_start_up_lines_only_with_verbose():
         assert loud.returncode == 0 and tf_lines(loud.stderr), loud.stderr[-3000:]
 
 
+# A fresh process where `jax` cannot be imported (as in an environment without it).
+WITHOUT_JAX = """
+import sys
+sys.modules["jax"] = None
+from keras_vit.cli import main
+sys.exit(main(["train", "--data", "nowhere"]))
+"""
+
+
+@pytest.mark.parametrize("backend, env, expected", [
+    ("jax", {"KERAS_BACKEND": "jax"},
+     'KERAS_BACKEND=jax, but jax is not installed: pip install ".[jax]"'),
+    ("typo", {"KERAS_BACKEND": "jaxx"},
+     "KERAS_BACKEND=jaxx is not a Keras backend; expected one of tensorflow, jax, torch"),
+    ("keras.json", {}, '"backend": "jax" in {home}/keras.json, but jax is not installed'),
+])
+def test_a_backend_that_is_not_installed_is_one_line(tmp_path, backend, env, expected):
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    user = {k: v for k, v in USER_ENV.items() if k != "KERAS_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", WITHOUT_JAX], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env=dict(user, KERAS_HOME=str(tmp_path), **env))
+    line = _one_error_line(out)
+    assert line.startswith("keras-vit train: error: ") and expected.format(
+        home=tmp_path) in line, line
+
+
 def test_quiet_import_drops_only_tensorflow_log_lines(capfd):
     """What the quiet import writes back: every line that is not in absl's log format."""
     from keras_vit.cli.common import _without_tensorflow_log
@@ -517,3 +544,13 @@ def test_run_folder_rules_without_training(tmp_path):
     assert (tmp_path / "model.keras").read_text() == "the user's model"
     prepare(str(tmp_path), dict(old, seed=1), True, False)  # --overwrite: start over
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_no_help_text_shows_a_doubled_percent_sign():
+    # argparse %-formats help= strings but prints description= as written.
+    from keras_vit.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert "%%" not in command.format_help(), name
