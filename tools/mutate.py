@@ -379,6 +379,10 @@ MUTATIONS = [
     ("tfds-message-without-the-fetch", "keras_vit/data/tfds_datasets.py",
      'fetches = f" (it fetches {fetch})" if fetch else ""', 'fetches = ""',
      ["tests/test_data.py::test_every_tfds_source_says_it_is_not_downloaded_in_one_way"], {}),
+    ("evaluate-duplicates-replicas", "keras_vit/evaluation/accuracy.py",
+     "self.predict = model.predict_on_batch if replicas == 1 else self._call",
+     "self.predict = model.predict_on_batch",
+     ["tests/test_training.py::test_distribute_over_two_virtual_cpus"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

@@ -2,6 +2,7 @@
 
 import time
 
+import keras
 import numpy as np
 
 from keras_vit.errors import ArgumentError
@@ -55,8 +56,6 @@ def feature_model(model):
     model built with `include_top=False` is its own feature model. For other
     Keras models, the input of the last layer.
     """
-    import keras
-
     names = {layer.name for layer in model.layers}
     if "head" not in names and "pooling" in names:
         return model  # include_top=False
@@ -137,8 +136,6 @@ def evaluate(
     >>> keras_vit.evaluation.evaluate(model, (x_test, y_test),
     ...                               fewshot_data=(x_train, y_train))
     """
-    import keras
-
     start = time.perf_counter()
     extractor = feature_model(model)
     has_head = extractor is not model
@@ -227,23 +224,35 @@ class _BatchRunner:
     """`model.predict_on_batch`, with a short last batch padded to the first's size.
 
     A compiled predict function is traced (and, under XLA, compiled) once per
-    batch shape; padding the remainder saves the second trace.
+    batch shape; padding the remainder saves the second trace. A model made under
+    a `tf.distribute` strategy of several replicas is called directly instead:
+    Keras' `predict_on_batch` there runs the whole batch on every replica and
+    returns every replica's copy.
     """
 
     def __init__(self, model):
+        strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's trainer only
+        replicas = getattr(strategy, "num_replicas_in_sync", 1)
+        self.predict = model.predict_on_batch if replicas == 1 else self._call
         self.model = model
         self.size = None
+
+    def _call(self, images):
+        outputs = self.model(images, training=False)
+        if isinstance(outputs, (list, tuple)):
+            return [keras.ops.convert_to_numpy(o) for o in outputs]
+        return keras.ops.convert_to_numpy(outputs)
 
     def __call__(self, images):
         n = images.shape[0]
         self.size = self.size or n
         if n < self.size:
             pad = np.zeros((self.size - n,) + images.shape[1:], dtype=images.dtype)
-            outputs = self.model.predict_on_batch(np.concatenate([images, pad]))
+            outputs = self.predict(np.concatenate([images, pad]))
             if isinstance(outputs, (list, tuple)):
                 return [np.asarray(o)[:n] for o in outputs]
             return np.asarray(outputs)[:n]
-        return self.model.predict_on_batch(images)
+        return self.predict(images)
 
 
 def _int_labels(labels):
