@@ -49,3 +49,7 @@ def __getattr__(name):
 
         return getattr(keras_vit.vtab, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_VTAB_RUNS))
