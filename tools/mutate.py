@@ -351,6 +351,15 @@ MUTATIONS = [
     ("keras-hub-gap-averages-the-class-token", "keras_vit/checkpoints/keras_hub.py",
      ' or (pooling == "gap" and class_token)', "",
      ["tests/test_keras_hub.py::test_classifier_fields_that_do_not_fit_are_refused"], {}),
+    # issue 21: a whole CLIPModel folder
+    ("clip-model-reads-the-top-level-config", "keras_vit/checkpoints/hf.py",
+     'config = dict(config.get("vision_config") or {}, model_type="clip")',
+     'config = dict(config, model_type="clip")',
+     ["tests/test_checkpoints_families.py::test_hf_clip_model_folder_gives_image_features"], {}),
+    ("clip-model-text-tower-kept", "keras_vit/checkpoints/hf.py",
+     "        porter.drop(layout[\"other\"])  # a CLIPModel's text tower and logit scale\n",
+     "        pass\n",
+     ["tests/test_checkpoints_families.py::test_hf_clip_model_folder_gives_image_features"], {}),
     # issue 20: executor
     ("xla-policy-blind-to-distribution", "keras_vit/training/runs.py",
      "if not has_accelerator() and (distribute or not xla_on_cpu):",
