@@ -392,6 +392,10 @@ MUTATIONS = [
      "self.predict = model.predict_on_batch if replicas == 1 else self._call",
      "self.predict = model.predict_on_batch",
      ["tests/test_training.py::test_distribute_over_two_virtual_cpus"], {}),
+    ("vtab-train-split-unknown", "keras_vit/data/datasets.py",
+     'split = "train800val200" if split == "train" else split', "pass",
+     ["tests/test_evaluation.py::"
+      "test_evaluate_dataset_scores_a_vtab_task_with_fewshot_from_its_training_set"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

@@ -75,7 +75,8 @@ def load_dataset(
             here), "imagenet2012_real" (the validation images as batches of
             (images, labels, ReaL label sets padded with -1), see
             `keras_vit.data.real`), "vtab/<task>" (a VTAB-1k task of
-            `VTAB_TASKS`, splits "train800val200", "train800", "val200", "test";
+            `VTAB_TASKS`, splits "train800val200" (also "train"), "train800",
+            "val200", "test";
             `keras_vit.data.vtab`), or the path of an image folder (one
             sub-folder a class, optionally under train/ and test/). Defaults
             to "digits".
@@ -154,6 +155,7 @@ def load_dataset(
         num_examples = cardinality if cardinality >= 0 else None
     elif name in VTAB_DATASETS:
         task = VTAB_TASKS[name[len(VTAB_PREFIX):]]
+        split = "train800val200" if split == "train" else split  # a task's training set
         native = image_size or DEFAULT_IMAGE_SIZE
         dataset = vtab_examples(task, split, native, data_dir)
         num_classes, native_channels = task.num_classes, 3
