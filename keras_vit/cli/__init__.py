@@ -13,6 +13,7 @@ import sys
 from keras_vit.cli.benchmark import add_benchmark
 from keras_vit.cli.common import (
     check_backend_installed,
+    check_input_paths,
     is_user_error,
     name_the_flags,
     quiet_tensorflow,
@@ -68,6 +69,7 @@ def main(argv=None):
     args.argv = argv[argv.index(args.command) + 1:]  # as typed after the command, recorded
     quiet_tensorflow(args.verbose)
     try:
+        check_input_paths(args)  # before Keras is imported (seconds)
         check_backend_installed()
         return args.run(args) or 0
     except KeyboardInterrupt:  # Ctrl-C outside training's own handling (loading, saving)

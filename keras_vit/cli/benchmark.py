@@ -16,7 +16,6 @@ from keras_vit.cli.common import CommandError
 # benchmarks/ of the source checkout this keras_vit was imported from (an editable
 # install, or `python -m keras_vit` in the checkout).
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
-HARNESS = CHECKOUT / "benchmarks" / "driver.py"
 HOW_TO_GET = (
     "the benchmark harness is not installed with the package: it lives in benchmarks/ "
     "of a source checkout; run `keras-vit benchmark` from the checkout's root (where "

@@ -242,6 +242,38 @@ def parse_field_value(text):
     return text
 
 
+# Suffixes that make a checkpoint argument a path, not a registered or hub name.
+_FILE_SUFFIXES = (".keras", ".npz", ".safetensors", ".h5", ".bin", ".pth", ".pt", ".ckpt")
+
+
+def input_path(action, message, names_too=False):
+    """Marks `action` (what `add_argument` returned) as a file or folder the command
+    reads: `check_input_paths` refuses a missing one with `message.format(path)` before
+    any heavy import (Keras, TensorFlow) or model load. With `names_too` the argument
+    may also be a registered or hub name: only a value with a file suffix or a path
+    separator at its end is checked."""
+    action.input_path = (message, names_too)
+    return action
+
+
+def check_input_paths(args):
+    """One line for the first missing input path the command's marked arguments name."""
+    parser = getattr(args, "command_parser", None)
+    for action in getattr(parser, "_actions", ()):  # noqa: SLF001 - argparse has no listing
+        mark = getattr(action, "input_path", None)
+        value = getattr(args, action.dest, None)
+        if mark is None or value is None:
+            continue
+        message, names_too = mark
+        for path in value if isinstance(value, list) else [value]:
+            path = str(path)
+            if names_too and not (path.lower().endswith(_FILE_SUFFIXES) or path.endswith(
+                    ("/", os.sep))):
+                continue
+            if not os.path.exists(path):
+                raise CommandError(message.format(path))
+
+
 def model_or_digits(path):
     """`--model PATH`, or without it the shipped digits model (one line if it is missing)."""
     if path is not None:
