@@ -46,7 +46,7 @@ _EXPORTS = {
 }
 _SUBMODULES = (
     "analysis", "checkpoints", "cli", "data", "errors", "evaluation", "export", "layers",
-    "models", "pretraining", "surgery", "training", "utils",
+    "models", "pretraining", "surgery", "training", "utils", "vtab",
 )
 # Modules holding every class a `.keras` file may name (registered on import).
 _REGISTERING = (

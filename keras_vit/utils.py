@@ -2,8 +2,10 @@
 one atomic file writer, and the one "auto" XLA policy."""
 
 import contextlib
+import errno
 import numbers
 import os
+import shutil
 
 from keras_vit.errors import ArgumentError
 
@@ -70,21 +72,65 @@ def atomic_path(path):
 
     The file is created by whoever writes it (`open`, `model.save`), so it gets the
     user's umask like any tool's output. Keeps the extension (`model.save` needs it).
+    A folder that does not exist, and a write the system refuses (a full disk: its
+    OSError names no file), raise an OSError that names `path`, not the temporary.
+    Temporaries of `path` left by a killed process (`kill -9` cannot be cleaned up
+    after) are removed the next time `path` is written.
 
     Example:
 
     >>> with atomic_path("runs/digits/model.keras") as tmp:
     ...     model.save(tmp)
     """
-    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {path}, no such folder", folder)
     root, ext = os.path.splitext(name)
-    tmp = os.path.join(folder, f".{root}.tmp-{os.getpid()}{ext}")
+    _remove_orphans(folder, root, ext)
+    tmp = os.path.join(folder, f"{_TMP_PREFIX.format(root=root)}{os.getpid()}{ext}")
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        if error.filename not in (None, tmp):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), path) from error
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+_TMP_PREFIX = ".{root}.tmp-"  # then the writer's process id and the extension
+
+
+def _remove_orphans(folder, root, ext):
+    """Removes `atomic_path` temporaries of `root + ext` whose writer is no longer
+    running (what `kill -9` during a save leaves)."""
+    prefix = _TMP_PREFIX.format(root=root)
+    for entry in os.listdir(folder):
+        pid = entry[len(prefix):len(entry) - len(ext)] if ext else entry[len(prefix):]
+        if not (entry.startswith(prefix) and entry.endswith(ext) and pid.isdigit()):
+            continue
+        if int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        orphan = os.path.join(folder, entry)
+        if os.path.isdir(orphan) and not os.path.islink(orphan):
+            shutil.rmtree(orphan, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(orphan)
+
+
+def _running(pid):
+    """True while process `pid` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def atomic_write_text(path, text):

@@ -98,12 +98,14 @@ def test_harness_and_command_import_no_framework():
 
 def test_command_finds_the_checkout_harness_or_says_how_to_get_it(
         tmp_path, monkeypatch, capsys):
-    assert benchmark_command.HARNESS == driver.CHECKOUT_DRIVER
+    assert benchmark_command.CHECKOUT / "benchmarks" / "driver.py" == driver.CHECKOUT_DRIVER
     with pytest.raises(SystemExit):
         main(["benchmark", "--help"])
     assert "--runner FRAMEWORK[:BACKEND[:JIT]]" in capsys.readouterr().out
-    # As installed from a wheel: no benchmarks/ beside the package.
-    monkeypatch.setattr(benchmark_command, "HARNESS", tmp_path / "benchmarks" / "driver.py")
+    # As installed from a wheel: no benchmarks/ beside the package, nor in the current
+    # folder (tests/test_user_files.py runs the installed command in and out of a checkout).
+    monkeypatch.setattr(benchmark_command, "CHECKOUT", tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert main(["benchmark", "--quick"]) == 1
     captured = capsys.readouterr()
     (line,) = captured.err.strip().splitlines()

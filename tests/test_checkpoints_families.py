@@ -215,6 +215,26 @@ def test_hf_clip_vision_folders(name):
     assert_matches(model, f"{name}_32x32")
 
 
+def test_hf_clip_model_folder_gives_image_features():
+    """A whole CLIPModel folder (tests/fixtures/make_clip_model_fixture.py): the image
+    tower with visual_projection as the head returns transformers' get_image_features
+    from [0, 255] pixels (OpenAI's mean/std from preprocessor_config.json); the text
+    tower and logit_scale are dropped, and a new head drops the projection too."""
+    import keras
+
+    model = keras_vit.convert_checkpoint(path("hf_clip_model"))
+    c = model.config
+    assert (c.pre_norm, c.quick_gelu, c.head_bias, c.num_classes) == (True, True, False, 12)
+    assert c.normalization_std == pytest.approx((0.26862954, 0.26130258, 0.27577711))
+    ref = np.load(path("hf_clip_model_reference.npz"))
+    got = keras.ops.convert_to_numpy(model(ref["pixels"]))
+    want = ref["image_embeds"]
+    assert got.shape == want.shape == (2, 12)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    tuned = keras_vit.checkpoints.load(path("hf_clip_model"), num_classes=3, new_head=True)
+    assert tuned.config.num_classes == 3
+
+
 def test_clip_new_head_has_a_bias():
     tuned = keras_vit.checkpoints.load(path("hf_clip_projection"), num_classes=3, new_head=True)
     assert tuned.config.head_bias

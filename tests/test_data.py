@@ -167,3 +167,46 @@ def test_image_folder_with_split_subfolders(tmp_path):
 def test_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no class sub-folders"):
         load_dataset(str(tmp_path), "train")
+
+
+def test_a_vtab_task_is_a_data_source_with_task_adaptations_labels():
+    # dsprites orientation: 40 source classes grouped into 16 (label // 2.5), images
+    # stored as {0, 1} scaled to [0, 255], gray tiled to RGB, then read as asked (gray).
+    from keras_vit.data import VTAB_TASKS, vtab_splits
+
+    split = vtab_splits("dsprites_label_orientation")["train800val200"]
+    with tfds.testing.mock_data(num_examples=10):
+        dataset, info = load_dataset("vtab/dsprites_label_orientation", "train800val200",
+                                     image_size=(12, 20), batch_size=4, num_channels=1,
+                                     shuffle=False)
+        batches = list(dataset.as_numpy_iterator())
+        raw = list(tfds.load("dsprites", split=split, shuffle_files=False,
+                             download=False).as_numpy_iterator())
+    images = np.concatenate([b[0] for b in batches])
+    labels = np.concatenate([b[1] for b in batches])
+    assert images.shape == (10, 12, 20, 1)
+    scaled = np.stack([e["image"] for e in raw]).astype("float32") * 255.0  # (10, 64, 64, 1)
+    expected = tf.image.resize(scaled, (12, 20), method="bilinear").numpy()
+    np.testing.assert_allclose(images, expected, rtol=1e-3, atol=1e-2 * 255)  # luma of gray
+    assert (info.num_classes, info.num_channels) == (16, 1)
+    assert VTAB_TASKS["dsprites_label_orientation"].num_classes == 16
+    source = np.array([e["label_orientation"] for e in raw])
+    assert len(set(source.tolist())) > 1
+    np.testing.assert_array_equal(labels, np.floor(source / 2.5).astype(int))
+
+
+def test_every_tfds_source_says_it_is_not_downloaded_in_one_way(tmp_path):
+    empty = str(tmp_path / "empty")
+    cases = [
+        (("cifar10", "train"), r"'cifar10' is not downloaded: no prepared copy of cifar10 in "
+         ".*tfds.load\\('cifar10'\\).*cifar-10-binary"),
+        (("vtab/svhn", "test"), r"'vtab/svhn' is not downloaded: no prepared copy of "
+         "svhn_cropped in .*tfds.load\\('svhn_cropped'\\)"),
+        (("vtab/resisc45", "test"), r"'vtab/resisc45' is not downloaded: .*NWPU-RESISC45.rar"),
+        (("imagenet2012_real", "test"), r"'imagenet2012_real' is not downloaded: no prepared "
+         "copy of imagenet2012_real in .*ILSVRC2012_img_val.tar.*manual_dir"),
+    ]
+    for (name, split), message in cases:
+        with pytest.raises(FileNotFoundError, match=message) as error:
+            load_dataset(name, split, image_size=8, data_dir=empty)
+        assert empty in str(error.value)

@@ -365,8 +365,8 @@ def test_real_accuracy_by_value_on_a_hand_made_batch():
 
 def test_evaluate_real_on_mock_imagenet2012_real():
     tfds = pytest.importorskip("tensorflow_datasets")
-    from keras_vit.evaluation import evaluate_real, load_real
-    from keras_vit.evaluation.real import REAL_DATASET
+    from keras_vit.data import REAL_DATASET, load_dataset
+    from keras_vit.evaluation import evaluate_real
 
     model = tiny_vit(num_classes=1000, num_channels=3, image_size=8)
     # A second model that always answers class 0: a label set padded with class 0
@@ -377,11 +377,12 @@ def test_evaluate_real_on_mock_imagenet2012_real():
     bias[0] = 1e4
     zero.get_layer("head").set_weights([np.zeros_like(kernel), bias])
     with tfds.testing.mock_data(num_examples=12):
-        data = load_real(8, batch_size=5)
+        data, info = load_dataset(REAL_DATASET, "test", image_size=8, batch_size=5)
+        assert (info.split, info.num_classes) == ("validation", 1000)
         batches = list(data.as_numpy_iterator())
         result = evaluate_real(model, data)
         always_zero = evaluate_real(zero, data)
-        # The label sets as stored, unpadded, read without load_real.
+        # The label sets as stored, unpadded, read without keras_vit.data.
         raw = tfds.load(REAL_DATASET, split="validation", shuffle_files=False, download=False)
         sets = [set(int(c) for c in e["real_label"]) for e in raw.as_numpy_iterator()]
     images = np.concatenate([b[0] for b in batches])
@@ -439,3 +440,30 @@ def test_big_vision_preprocessing_resizes_then_crops_the_centre():
     expected = next(big.as_numpy_iterator())[0][:, 2:30, 2:30, :] / 127.5 - 1.0  # 28*256/224
     np.testing.assert_allclose(images, expected, atol=1e-6)
     assert images.min() >= -1.0 and images.max() <= 1.0
+
+
+def test_evaluate_dataset_scores_a_vtab_task_with_fewshot_from_its_training_set():
+    # "vtab/<task>" is a data source like any: top-1 on its test split, the few-shot
+    # pool from "train" (its train800val200), both read in file order.
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_vit.data import load_dataset, vtab_splits
+    from keras_vit.evaluation import evaluate_dataset
+
+    model = tiny_vit(num_classes=16, num_channels=3, image_size=8)
+    with tfds.testing.mock_data(num_examples=10):
+        results = evaluate_dataset(model, "vtab/dsprites_label_orientation", shots=(1,),
+                                   num_seeds=1, batch_size=4)
+        pool, info = load_dataset("vtab/dsprites_label_orientation", "train", image_size=8,
+                                  shuffle=False)
+        raw = tfds.load("dsprites", split=vtab_splits("dsprites_label_orientation")["test"],
+                        shuffle_files=False, download=False)
+        test, _ = load_dataset("vtab/dsprites_label_orientation", "test", image_size=8)
+        images = np.concatenate([b[0] for b in test.as_numpy_iterator()])
+        labels = np.concatenate([b[1] for b in test.as_numpy_iterator()])
+        source = np.array([e["label_orientation"] for e in raw.as_numpy_iterator()])
+    assert info.split == "train800val200" and sum(len(b[1]) for b in pool) == 10
+    np.testing.assert_array_equal(labels, np.floor(source / 2.5))
+    logits = model.predict(images, verbose=0)
+    assert results["num_examples"] == 10
+    assert results["top1"] == pytest.approx(np.mean(logits.argmax(1) == labels))
+    assert set(results["fewshot"]) == {"1"}

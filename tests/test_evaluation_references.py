@@ -84,3 +84,34 @@ def test_fewshot_at_chance_rejects_a_constant_predictor():
     predicted = LeastSquaresProbe(5).fit(xt[:125], yt[:125]).predict(xe)
     shares = np.bincount(predicted, minlength=5) / len(xe)
     assert shares.min() > 0.1 and shares.max() < 0.3, shares
+
+
+def test_evaluate_loss_and_a_runs_test_metrics_equal_sklearn():
+    # A run's test metrics are `evaluate`'s, renamed: cross-entropy against scikit-learn's
+    # log_loss of the softmax, top-1/top-5 against top_k_accuracy_score; 7 classes, 23
+    # images (a short last batch), logits far from uniform.
+    from scipy.special import softmax
+    from sklearn.metrics import log_loss, top_k_accuracy_score
+
+    from keras_vit.training import test_metrics
+
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(23, 5)).astype("float32")
+    labels = rng.integers(0, 7, size=23)
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, keras.layers.Dense(7, name="head")(inputs))
+    model.get_layer("head").set_weights([rng.normal(scale=3.0, size=(5, 7)), rng.normal(size=7)])
+    logits = model.predict(images, verbose=0).astype("float64")
+    expected_loss = log_loss(labels, softmax(logits, axis=1), labels=range(7))
+    scores = evaluate(model, (images, labels), batch_size=8, loss=True)
+    assert scores["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    metrics = test_metrics(model, [(images[:16], labels[:16]), (images[16:], labels[16:])], 7)
+    assert metrics == {
+        "test_accuracy": pytest.approx(top_k_accuracy_score(labels, logits, k=1,
+                                                            labels=range(7))),
+        "test_loss": pytest.approx(expected_loss, rel=1e-5),
+        "test_examples": 23,
+        "test_top5_accuracy": pytest.approx(top_k_accuracy_score(labels, logits, k=5,
+                                                                 labels=range(7))),
+    }
+    assert "test_top5_accuracy" not in test_metrics(model, (images, labels), 5)

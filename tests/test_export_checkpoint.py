@@ -67,6 +67,31 @@ def test_round_trip(tmp_path, fmt, case):
         model.config.normalization_mean * (3 if len(model.config.normalization_mean) == 1 else 1))
 
 
+def after_surgery_and_finetuning():
+    """A model as a user exports it: a new head and grid (surgery), a LoRA fine-tune
+    merged back, so the exported tensors are not the ones the model was built with."""
+    model = perturbed(seed=5)
+    model = keras_vit.replace_head(model, num_classes=4)
+    model = keras_vit.resize_position_embeddings(model, (48, 64))  # grid 2x3 -> 3x4
+    keras_vit.enable_lora(model, 2)
+    rng = np.random.default_rng(6)
+    for v in model.trainable_weights:  # stands in for the fine-tuning steps
+        v.assign(v.numpy() + rng.normal(0, 0.2, v.shape).astype("float32"))
+    return keras_vit.merge_lora(model)
+
+
+@pytest.mark.parametrize("fmt", ["timm", "hf"])
+def test_round_trip_after_surgery_and_finetuning(tmp_path, fmt):
+    model = after_surgery_and_finetuning()
+    assert model.config.image_size == (48, 64) and model.config.num_classes == 4
+    export_checkpoint(model, tmp_path / "out", format=fmt)
+    back = keras_vit.convert_checkpoint(str(tmp_path / "out"))
+    x = pixels(48, 64)
+    a, b = logits(model, x), logits(back, x)
+    assert a.shape == (2, 4)
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+
+
 def test_hf_backbone_round_trip(tmp_path):
     model = perturbed(include_top=False, pooling=None)
     export_checkpoint(model, tmp_path / "hf", format="hf")
@@ -132,13 +157,15 @@ def _torch_input(model, x):
     return torch.from_numpy(((x / 255 - mean) / std).transpose(0, 3, 1, 2).copy())
 
 
-@pytest.mark.parametrize("case", list(CASES) + ["other_size_head"])
+@pytest.mark.parametrize("case", list(CASES) + ["other_size_head", "after_surgery"])
 def test_timm_live(tmp_path, case):
     timm = pytest.importorskip("timm")
     import torch
 
-    fields = CASES.get(case, dict(image_size=(48, 32), num_classes=7))
-    model = perturbed(seed=3, **fields)
+    if case == "after_surgery":
+        model = after_surgery_and_finetuning()
+    else:
+        model = perturbed(seed=3, **CASES.get(case, dict(image_size=(48, 32), num_classes=7)))
     export_checkpoint(model, tmp_path / "t", format="timm")
     cfg = json.loads((tmp_path / "t" / "config.json").read_text())
     ref = timm.create_model(
@@ -157,14 +184,16 @@ def test_timm_live(tmp_path, case):
         assert np.abs(want - got).max() <= 1e-4 * np.abs(want).max()
 
 
-@pytest.mark.parametrize("top", [True, False])
+@pytest.mark.parametrize("top", [True, False, "after_surgery"])
 def test_hf_live(tmp_path, top):
     transformers = pytest.importorskip("transformers")
     import torch
 
-    fields = dict(image_size=(48, 32), num_classes=7) if top else dict(
-        include_top=False, pooling=None)
-    model = perturbed(seed=4, **fields)
+    if top == "after_surgery":
+        model = after_surgery_and_finetuning()
+    else:
+        model = perturbed(seed=4, **(dict(image_size=(48, 32), num_classes=7) if top else dict(
+            include_top=False, pooling=None)))
     export_checkpoint(model, tmp_path / "h", format="hf")
     if top:
         ref, info = transformers.ViTForImageClassification.from_pretrained(

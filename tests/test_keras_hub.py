@@ -59,3 +59,55 @@ def test_preset_through_convert_and_the_cli(tmp_path):
     run = subprocess.run([sys.executable, "-m", "keras_vit", "convert", preset, "--output",
                           str(tmp_path / "m.keras")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+CLASSIFIER = os.path.join(HERE, "vit_classifier")
+
+
+def test_classifier_preset_matches_keras_hub_from_pixels():
+    # keras-hub's logits through its own preprocessor (per-channel scale and offset) and
+    # its tanh intermediate layer, from [0, 255] pixels: the converter became the
+    # model's normalisation, the head and pre-logits layer were read from task.weights.h5.
+    import keras
+
+    model = load_preset(CLASSIFIER)
+    ref = np.load(os.path.join(HERE, "classifier_outputs.npz"))
+    got = keras.ops.convert_to_numpy(model(ref["pixels"]))
+    want = ref["logits"]
+    assert got.shape == want.shape == (2, 5)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    c = model.config
+    assert (c.num_classes, c.representation_size, c.pooling) == (5, 12, "token")
+    assert c.normalization_mean == pytest.approx((0.485, 0.456, 0.406))
+    assert c.normalization_std == pytest.approx((0.229, 0.224, 0.225))
+
+
+def _edited_task(tmp_path, **fields):
+    folder = tmp_path / "p"
+    shutil.copytree(CLASSIFIER, folder)
+    spec = json.loads((folder / "task.json").read_text())
+    spec["config"].update(fields)
+    (folder / "task.json").write_text(json.dumps(spec))
+    return str(folder)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(pooling="gap"), "pooling='gap' is not supported .* averages the class token"),
+    (dict(activation="softmax"), "activation='softmax' is not supported: keras_vit's head "
+                                 "returns logits"),
+    (dict(num_classes=7), r"head/kernel.*\(12, 7\)|shape"),
+    (dict(intermediate_dim=None), r"has 2 Dense layer\(s\) \(dense, dense_1\); task.json.s "
+                                  "intermediate_dim=None means 1"),
+    (dict(rope=True), r"config fields \['rope'\] are not supported"),
+])
+def test_classifier_fields_that_do_not_fit_are_refused(tmp_path, fields, message):
+    with pytest.raises(CheckpointError, match=message) as error:
+        load_preset(_edited_task(tmp_path, **fields))
+    assert "task.json" in str(error.value) or "task.weights.h5" in str(error.value)
+
+
+def test_a_classifier_without_its_weights_file_is_refused(tmp_path):
+    folder = _edited_task(tmp_path)
+    os.remove(os.path.join(folder, "task.weights.h5"))
+    with pytest.raises(CheckpointError, match="has task.json but no task.weights.h5"):
+        load_preset(folder)

@@ -423,3 +423,17 @@ def test_example_smoke_prints_the_comparison_table(tmp_path):
     for arm in ("| scratch | 0 |", "| mpp (mean_color) + fine-tune | 0 | 1 | 1 |",
                 "| random init + fine-tune | 0 |"):
         assert arm in text, text
+
+
+def test_pretrain_asks_the_run_for_xla_off_on_a_cpu(tmp_path):
+    # The objective measured slower with XLA on a CPU: "auto" must record (and compile)
+    # without it there, where a classifier's "auto" on TensorFlow compiles with XLA.
+    from keras_vit.utils import has_accelerator
+
+    if keras.backend.backend() != "tensorflow" or has_accelerator():
+        pytest.skip("the CPU answer of TensorFlow's auto policy")
+    metrics = keras_vit.pretraining.pretrain(
+        "digits", output_dir=str(tmp_path / "mpp"), epochs=1, batch_size=2048,
+        model_fields=dict(num_layers=1, hidden_size=16, num_heads=2, mlp_dim=32),
+        tensorboard=False, verbose=0)
+    assert metrics["config"]["jit_compile"] is False

@@ -5,12 +5,17 @@ a transparent canvas read as a drawing, 16-bit and EXIF-rotated images read as t
 """
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_user_paths import TINY, _cli, _digit_folder
+from tests.test_user_paths import ROOT, TINY, USER_ENV, _cli, _digit_folder
 
 # TensorFlow's own start-up lines (its C++ logging, quieted elsewhere), not ours.
 TF_LOG = ("WARNING: All log messages before absl", "I0000 ", "W0000 ", "E0000 ")
@@ -189,3 +194,96 @@ def test_library_argument_names_become_the_commands_flags():
     hint = "cannot tell the format of a.png. Pass format= (npz, timm or hf) if it is."
     assert name_the_flags(hint, finetune) == "cannot tell the format of a.png."
     assert name_the_flags(hint, convert) == hint
+
+
+def test_benchmark_after_a_non_editable_install(tmp_path):
+    # The README's install is `pip install ".[tf]"`: the package in site-packages, the
+    # harness in the checkout's benchmarks/ (not in the wheel). Installed here without
+    # dependencies into a folder of its own (the test environment's stand in).
+    target, work, source = tmp_path / "site", tmp_path / "work", tmp_path / "source"
+    work.mkdir()
+    source.mkdir()
+    for name in os.listdir(ROOT):  # what the wheel is built from (its build/ goes there)
+        if name.endswith((".toml", ".md", ".cfg", ".txt")) or name in ("LICENSE",):
+            shutil.copy(os.path.join(ROOT, name), source)
+    for folder in ("keras_vit", "weights"):
+        shutil.copytree(os.path.join(ROOT, folder), source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)], cwd=work, capture_output=True, text=True,
+        timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    env = dict(USER_ENV, PYTHONPATH=str(target))
+    entry = [str(target / "bin" / "keras-vit"), "benchmark"]
+    in_checkout = subprocess.run([*entry, "--help"], cwd=ROOT, capture_output=True,
+                                 text=True, env=env, timeout=120)
+    assert in_checkout.returncode == 0 and "--quick" in in_checkout.stdout, in_checkout.stderr
+    elsewhere = subprocess.run([*entry, "--quick"], cwd=work, capture_output=True,
+                               text=True, env=env, timeout=120)
+    line = _one_error_line(elsewhere)
+    assert "not installed with the package" in line and "checkout's root" in line, line
+
+
+# --- Saving (hostile files item 7): a missing folder, a full disk, a kill mid-save ---
+
+DIGITS_MODEL = os.path.join(ROOT, "weights", "digits", "model.keras")
+# Runs `keras-vit convert` in a fresh process with Keras' zip writer replaced by
+# sys.argv[1]: "full" refuses as a full disk does (an OSError naming no file), "hang"
+# writes part of the file and then waits to be killed.
+SAVE_WITH = """
+import errno, sys, time, zipfile
+writestr = zipfile.ZipFile.writestr
+def full(self, *args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+def hang(self, *args, **kwargs):
+    writestr(self, *args, **kwargs)
+    self.fp.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+zipfile.ZipFile.writestr = {"full": full, "hang": hang}[sys.argv[1]]
+from keras_vit.cli import main
+sys.exit(main(["convert", sys.argv[2], "--output", sys.argv[3], *sys.argv[4:]]))
+"""
+
+
+def _convert_saving_with(how, output, *flags, **popen):
+    return subprocess.Popen([sys.executable, "-c", SAVE_WITH, how, DIGITS_MODEL, str(output),
+                             *flags], cwd=output.parent, text=True,
+                            env=dict(USER_ENV, PYTHONPATH=ROOT),  # this checkout's keras_vit
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def test_a_missing_output_folder_is_named_not_the_temporary(tmp_path):
+    out = _cli("convert", DIGITS_MODEL, "--output", str(tmp_path / "nowhere" / "x.keras"))
+    line = _one_error_line(out)
+    assert f"no such folder: '{tmp_path / 'nowhere'}'" in line, line
+    assert ".tmp-" not in line and not (tmp_path / "nowhere").exists()
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_there(tmp_path):
+    target = tmp_path / "out.keras"
+    target.write_bytes(b"the user's own file")
+    run = _convert_saving_with("full", target, "--force")
+    _, stderr = run.communicate(timeout=300)
+    line = _one_error_line(subprocess.CompletedProcess(run.args, run.returncode, "", stderr))
+    assert "No space left on device" in line and str(target) in line, line
+    assert target.read_bytes() == b"the user's own file"
+    assert sorted(os.listdir(tmp_path)) == ["out.keras"]  # no temporary left
+
+
+def test_a_save_killed_midway_leaves_a_temporary_the_next_save_removes(tmp_path):
+    target = tmp_path / "out.keras"
+    run = _convert_saving_with("hang", target)
+    try:
+        assert run.stdout.readline() == "writing\n", run.stderr.read()[-3000:]
+        os.kill(run.pid, signal.SIGKILL)
+    finally:
+        run.kill()
+        run.wait()
+    left = os.listdir(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".out.tmp-"), left  # never out.keras
+    live = tmp_path / f".out.tmp-{os.getpid()}.keras"  # a writer still running: kept
+    live.write_bytes(b"")
+    assert _cli("convert", DIGITS_MODEL, "--output", str(target)).returncode == 0
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, "out.keras"])

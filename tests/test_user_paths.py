@@ -4,6 +4,7 @@
 command wrote; nothing here calls the internals the commands use.
 """
 
+import argparse
 import csv
 import json
 import math
@@ -65,6 +66,37 @@ def test_help_and_argument_errors_import_no_tensorflow(args):
     assert status.split()[2:] == ["False", "False"], out.stderr[-2000:]  # no TF, no Keras
     assert "cpu_feature_guard" not in out.stderr and "absl" not in out.stderr
     assert status.split()[1] in ("0", "2")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["evaluate", "--model", "missing.keras"], "model file not found: missing.keras"),
+    (["predict", "missing.png"], "image file not found: missing.png"),
+    (["predict", "README.md", "--model", "gone/m.keras"], "model file not found: gone/m.keras"),
+    (["visualize", "README.md", "nope.jpg", "--output-dir", "o"],
+     "image file not found: nope.jpg"),
+    (["export", "missing.keras", "--format", "tflite"], "model file not found: missing.keras"),
+    (["convert", "missing.npz", "--output", "x.keras"],
+     "No checkpoint file or folder at missing.npz."),
+])
+def test_a_missing_input_path_is_refused_before_keras_starts(args, line):
+    # Seconds of TensorFlow start-up (10-17 s on a loaded 2-core CPU) for a typo: the
+    # marked path arguments are checked first.
+    out = _python(_RUN_CLI.format(args=args))
+    *printed, status = out.stderr.strip().splitlines()
+    assert status.split()[1:] == ["1", "False", "False"], out.stderr[-2000:]
+    assert printed == [f"keras-vit {args[0]}: error: {line}"], printed
+
+
+def test_registered_and_hub_names_are_not_taken_for_missing_paths():
+    from keras_vit.cli import build_parser
+    from keras_vit.cli.common import CommandError, check_input_paths
+
+    parser = build_parser()
+    for name in ("B/16:augreg_in21k", "hf://google/vit-base-patch16-224", "ViT-B_16"):
+        check_input_paths(parser.parse_args(["convert", name, "--output", "x.keras"]))
+    for path in ("gone/ViT-B_16.npz", "gone/folder/"):
+        with pytest.raises(CommandError, match=f"No checkpoint file or folder at {path}"):
+            check_input_paths(parser.parse_args(["convert", path, "--output", "x.keras"]))
 
 
 # --- a saved model loads after `import keras_vit` alone ------------------------------
@@ -462,6 +494,32 @@ def test_tensorflow_start_up_lines_only_with_verbose():
         assert loud.returncode == 0 and tf_lines(loud.stderr), loud.stderr[-3000:]
 
 
+# A fresh process where `jax` cannot be imported (as in an environment without it).
+WITHOUT_JAX = """
+import sys
+sys.modules["jax"] = None
+from keras_vit.cli import main
+sys.exit(main(["train", "--data", "nowhere"]))
+"""
+
+
+@pytest.mark.parametrize("backend, env, expected", [
+    ("jax", {"KERAS_BACKEND": "jax"},
+     'KERAS_BACKEND=jax, but jax is not installed: pip install ".[jax]"'),
+    ("typo", {"KERAS_BACKEND": "jaxx"},
+     "KERAS_BACKEND=jaxx is not a Keras backend; expected one of tensorflow, jax, torch"),
+    ("keras.json", {}, '"backend": "jax" in {home}/keras.json, but jax is not installed'),
+])
+def test_a_backend_that_is_not_installed_is_one_line(tmp_path, backend, env, expected):
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    user = {k: v for k, v in USER_ENV.items() if k != "KERAS_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", WITHOUT_JAX], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env=dict(user, KERAS_HOME=str(tmp_path), **env))
+    line = _one_error_line(out)
+    assert line.startswith("keras-vit train: error: ") and expected.format(
+        home=tmp_path) in line, line
+
+
 def test_quiet_import_drops_only_tensorflow_log_lines(capfd):
     """What the quiet import writes back: every line that is not in absl's log format."""
     from keras_vit.cli.common import _without_tensorflow_log
@@ -517,3 +575,13 @@ def test_run_folder_rules_without_training(tmp_path):
     assert (tmp_path / "model.keras").read_text() == "the user's model"
     prepare(str(tmp_path), dict(old, seed=1), True, False)  # --overwrite: start over
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_no_help_text_shows_a_doubled_percent_sign():
+    # argparse %-formats help= strings but prints description= as written.
+    from keras_vit.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert "%%" not in command.format_help(), name

@@ -216,11 +216,11 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
     path, entry = resolve(source, variant)
     if entry is None and path.endswith(".keras"):
         return _from_keras_file(path, dtype, name, new_head, overrides)
-    if entry is None and keras_hub.is_preset(path):  # a keras-hub ViTBackbone preset
+    if entry is None and keras_hub.is_preset(path):  # a keras-hub ViT preset
         if overrides:
             raise CheckpointError(
-                f"{path} is a keras-hub preset, loaded as it is (every token, no "
-                f"preprocessing); {sorted(overrides)} cannot be set on loading: convert "
+                f"{path} is a keras-hub preset, loaded as it is (its head, or every "
+                f"token); {sorted(overrides)} cannot be set on loading: convert "
                 "it, then use keras_vit.replace_head / resize_position_embeddings.")
         return keras_hub.load_preset(path, dtype=dtype, name=name)
     if entry is not None:

@@ -34,7 +34,7 @@ import numpy as np
 from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top, read_json
 from keras_vit.checkpoints.validate import HF_CONFIG_FIELDS, HF_PREPROCESSOR_FIELDS, check_fields
 
-MODEL_TYPES = ("vit", "deit", "clip_vision_model", "dinov2", "dinov2_with_registers",
+MODEL_TYPES = ("vit", "deit", "clip_vision_model", "clip", "dinov2", "dinov2_with_registers",
                "siglip_vision_model", "siglip")
 # Families refused by name, with why (detect_format sends them here to say so).
 REFUSED = {
@@ -51,6 +51,8 @@ _DEFAULT_NORMALIZATION = {"vit": ((0.5,), (0.5,)),
                           "deit": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                           "clip_vision_model": ((0.48145466, 0.4578275, 0.40821073),
                                                 (0.26862954, 0.26130258, 0.27577711)),
+                          "clip": ((0.48145466, 0.4578275, 0.40821073),
+                                   (0.26862954, 0.26130258, 0.27577711)),
                           "dinov2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
                           "dinov2_with_registers": ((0.485, 0.456, 0.406),
                                                     (0.229, 0.224, 0.225)),
@@ -121,7 +123,7 @@ def infer_config(tensors, source, meta):
         raise CheckpointError(
             f"{source}: model_type {model_type!r} is not one of {list(MODEL_TYPES)}."
         )
-    if model_type == "clip_vision_model":
+    if model_type in ("clip_vision_model", "clip"):
         return _infer_clip(tensors, source, config, mean, std)
     if model_type.startswith("dinov2"):
         return _infer_dinov2(tensors, source, config, mean, std)
@@ -174,7 +176,11 @@ def infer_config(tensors, source, meta):
 
 
 def _infer_clip(tensors, source, config, mean, std):
-    """CLIPVisionModel(WithProjection): CLIP's image tower (Radford et al. 2021).
+    """CLIPVisionModel(WithProjection), or a whole CLIPModel's image tower: CLIP's image
+    tower (Radford et al. 2021). A CLIPModel folder (model_type "clip", what OpenAI's
+    checkpoints are) gives its `vision_config`; its text tower (`text_model.*`,
+    `text_projection`) and `logit_scale` are dropped, and `visual_projection` is the
+    head, so the model returns `get_image_features`.
 
     Keys (with `vision_model.` before them beside a `visual_projection`):
     `embeddings.class_embedding` (D,), `embeddings.patch_embedding` (a bias-free
@@ -183,6 +189,9 @@ def _infer_clip(tensors, source, config, mean, std):
     out_proj`, `.mlp.fc1|fc2`, `post_layernorm` (on the class token: pooler_output),
     and `visual_projection` (bias-free Linear to the joint embedding: our head).
     """
+    if config.get("model_type") == "clip":
+        config = dict(config.get("vision_config") or {}, model_type="clip")
+        check_fields(config, HF_CONFIG_FIELDS, f"{source} (config.json vision_config)")
     prefix = "vision_model." if "vision_model.embeddings.class_embedding" in tensors else ""
     if f"{prefix}embeddings.patch_embedding.weight" not in tensors:
         raise CheckpointError(
@@ -211,11 +220,18 @@ def _infer_clip(tensors, source, config, mean, std):
     if size is not None:
         fields["image_size"] = tuple(size) if isinstance(size, (list, tuple)) else int(size)
     n_patches = tensors[f"{prefix}embeddings.position_embedding.weight"].shape[0] - 1
-    return fields, n_patches, dict(prefix=prefix, family="clip")
+    other = tuple(k for k in tensors if k.startswith(_CLIP_TEXT_TOWER)) if prefix else ()
+    return fields, n_patches, dict(prefix=prefix, family="clip", other=other)
+
+
+# A CLIPModel's tensors that are not the image tower (dropped).
+_CLIP_TEXT_TOWER = ("text_model.", "text_projection.", "logit_scale")
 
 
 def _port_clip(porter, config, layout):
     p = layout["prefix"]
+    if layout["other"]:
+        porter.drop(layout["other"])  # a CLIPModel's text tower and logit scale
     t = lambda w: w.T  # noqa: E731  (out, in) -> (in, out)
     e = f"{p}embeddings."
     porter.port(f"{e}patch_embedding.weight", "patch_embedding/kernel", conv_to_dense_kernel)

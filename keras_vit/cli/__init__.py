@@ -11,7 +11,13 @@ import argparse
 import sys
 
 from keras_vit.cli.benchmark import add_benchmark
-from keras_vit.cli.common import is_user_error, name_the_flags, quiet_tensorflow
+from keras_vit.cli.common import (
+    check_backend_installed,
+    check_input_paths,
+    is_user_error,
+    name_the_flags,
+    quiet_tensorflow,
+)
 from keras_vit.cli.convert import add_convert
 from keras_vit.cli.evaluate import add_evaluate
 from keras_vit.cli.export import add_export
@@ -63,6 +69,8 @@ def main(argv=None):
     args.argv = argv[argv.index(args.command) + 1:]  # as typed after the command, recorded
     quiet_tensorflow(args.verbose)
     try:
+        check_input_paths(args)  # before Keras is imported (seconds)
+        check_backend_installed()
         return args.run(args) or 0
     except KeyboardInterrupt:  # Ctrl-C outside training's own handling (loading, saving)
         print(f"keras-vit {args.command}: interrupted", file=sys.stderr)

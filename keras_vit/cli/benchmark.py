@@ -13,26 +13,40 @@ import sys
 
 from keras_vit.cli.common import CommandError
 
-# benchmarks/ of the source checkout this keras_vit was imported from.
+# benchmarks/ of the source checkout this keras_vit was imported from (an editable
+# install, or `python -m keras_vit` in the checkout).
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
-HARNESS = CHECKOUT / "benchmarks" / "driver.py"
 HOW_TO_GET = (
     "the benchmark harness is not installed with the package: it lives in benchmarks/ "
-    "of a source checkout (git clone the keras-vit repository, `pip install -e \".[tf]\"` "
-    "there, then run `keras-vit benchmark` or `python -m benchmarks.driver` from it)"
+    "of a source checkout; run `keras-vit benchmark` from the checkout's root (where "
+    "you ran `pip install \".[tf]\"`), or `python -m benchmarks.driver` there"
 )
+
+
+def _checkout():
+    """The source checkout holding the harness: the package's own, else the current
+    folder when it is a keras-vit checkout (after a non-editable `pip install ".[tf]"`,
+    the README's install, the package lives in site-packages, the harness here)."""
+    for root in (CHECKOUT, pathlib.Path.cwd()):
+        pyproject = root / "pyproject.toml"
+        if (root / "benchmarks" / "driver.py").is_file() and pyproject.is_file() and \
+                'name = "keras-vit"' in pyproject.read_text(errors="replace"):
+            return root.resolve()
+    return None
 
 
 def _driver():
     """The checkout's benchmarks.driver module, or None outside a checkout."""
-    if not HARNESS.is_file():
+    checkout = _checkout()
+    if checkout is None:
         return None
-    if str(CHECKOUT) not in sys.path:
-        sys.path.insert(0, str(CHECKOUT))
+    harness = checkout / "benchmarks" / "driver.py"
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
     driver = importlib.import_module("benchmarks.driver")
-    if pathlib.Path(driver.__file__).resolve() != HARNESS:
+    if pathlib.Path(driver.__file__).resolve() != harness:
         raise CommandError(
-            f"another `benchmarks` package ({driver.__file__}) shadows {HARNESS.parent}"
+            f"another `benchmarks` package ({driver.__file__}) shadows {harness.parent}"
         )
     return driver
 

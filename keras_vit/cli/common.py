@@ -81,6 +81,47 @@ _TF_LOG_LINE = re.compile(
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called)")
 
 
+# Keras' backends: the module each needs and how this project installs it.
+BACKENDS = {"tensorflow": ("tensorflow", 'pip install ".[tf]"'),
+            "jax": ("jax", 'pip install ".[jax]"'),
+            "torch": ("torch", "pip install torch"),
+            "numpy": ("numpy", "pip install numpy"),
+            "openvino": ("openvino", "pip install openvino")}
+
+
+def keras_backend_name():
+    """The backend Keras will load, read as Keras reads it (without importing Keras):
+    `KERAS_BACKEND`, else the "backend" of `$KERAS_HOME/keras.json` (default
+    ~/.keras), else "tensorflow"; with where it came from, for messages."""
+    if "KERAS_BACKEND" in os.environ:
+        name = os.environ["KERAS_BACKEND"]
+        return name, f"KERAS_BACKEND={name}"
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    path = os.path.join(home, "keras.json")
+    try:
+        with open(path) as f:
+            name = json.load(f).get("backend")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    if isinstance(name, str):
+        return name, f'"backend": "{name}" in {path}'
+    return "tensorflow", "Keras' default backend, tensorflow"
+
+
+def check_backend_installed():
+    """Refuses, in one line, a Keras backend that is unknown or not installed (Keras
+    itself fails with a traceback when it first imports it)."""
+    name, origin = keras_backend_name()
+    if name not in BACKENDS:
+        raise CommandError(
+            f"{origin} is not a Keras backend; expected one of {', '.join(BACKENDS)}")
+    module, install = BACKENDS[name]
+    if importlib.util.find_spec(module) is None:
+        raise CommandError(
+            f"{origin}, but {module} is not installed: {install}, or set KERAS_BACKEND to "
+            "an installed backend")
+
+
 def quiet_tensorflow(verbose=False):
     """Hides TensorFlow's C++ start-up lines (oneDNN, cudart, CPU features) unless
     `verbose`; must run before tensorflow is imported. A value the user set stands.
@@ -104,17 +145,25 @@ def quiet_tensorflow(verbose=False):
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
     """Finds `tensorflow` as the other finders do, and runs its module code under
-    `_without_tensorflow_log`; steps aside after that one import."""
+    `_without_tensorflow_log`; steps aside once that import ran (a `find_spec` probe,
+    such as the backend check's, leaves it in place)."""
+
+    _finding = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name != "tensorflow" or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self._finding = True  # the other finders answer the lookup below
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._finding = False
         if spec is not None and spec.loader is not None:
             exec_module = spec.loader.exec_module
 
             def quiet_exec_module(module):
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
                 with _without_tensorflow_log():
                     exec_module(module)
 
@@ -207,6 +256,38 @@ def parse_field_value(text):
         except ValueError:
             pass
     return text
+
+
+# Suffixes that make a checkpoint argument a path, not a registered or hub name.
+_FILE_SUFFIXES = (".keras", ".npz", ".safetensors", ".h5", ".bin", ".pth", ".pt", ".ckpt")
+
+
+def input_path(action, message, names_too=False):
+    """Marks `action` (what `add_argument` returned) as a file or folder the command
+    reads: `check_input_paths` refuses a missing one with `message.format(path)` before
+    any heavy import (Keras, TensorFlow) or model load. With `names_too` the argument
+    may also be a registered or hub name: only a value with a file suffix or a path
+    separator at its end is checked."""
+    action.input_path = (message, names_too)
+    return action
+
+
+def check_input_paths(args):
+    """One line for the first missing input path the command's marked arguments name."""
+    parser = getattr(args, "command_parser", None)
+    for action in getattr(parser, "_actions", ()):  # noqa: SLF001 - argparse has no listing
+        mark = getattr(action, "input_path", None)
+        value = getattr(args, action.dest, None)
+        if mark is None or value is None:
+            continue
+        message, names_too = mark
+        for path in value if isinstance(value, list) else [value]:
+            path = str(path)
+            if names_too and not (path.lower().endswith(_FILE_SUFFIXES) or path.endswith(
+                    ("/", os.sep))):
+                continue
+            if not os.path.exists(path):
+                raise CommandError(message.format(path))
 
 
 def model_or_digits(path):

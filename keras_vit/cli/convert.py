@@ -2,7 +2,12 @@
 
 import os
 
-from keras_vit.cli.common import CommandError, add_checkpoint_arguments, parse_fields
+from keras_vit.cli.common import (
+    CommandError,
+    add_checkpoint_arguments,
+    input_path,
+    parse_fields,
+)
 
 
 def add_convert(sub):
@@ -17,7 +22,9 @@ def add_convert(sub):
         "any of those) as a timm hub folder (config.json + model.safetensors) or an HF "
         "ViTForImageClassification folder instead, into the folder --output.",
     )
-    p.add_argument("source", metavar="SOURCE", help="checkpoint file, folder or registered name")
+    input_path(p.add_argument("source", metavar="SOURCE",
+                              help="checkpoint file, folder or registered name"),
+               "No checkpoint file or folder at {}.", names_too=True)
     p.add_argument("--output", required=True, metavar="OUT.keras",
                    help="the .keras file to write (with --to: the folder)")
     p.add_argument("--to", choices=("keras", "timm", "hf"), default="keras",

@@ -1,6 +1,6 @@
 """`keras-vit evaluate`."""
 
-from keras_vit.cli.common import CommandError
+from keras_vit.cli.common import CommandError, input_path
 
 
 def add_evaluate(sub):
@@ -14,7 +14,8 @@ def add_evaluate(sub):
         "reported with their mean). --data imagenet2012_real reports the original "
         "top-1 beside ReaL top-1. Prints JSON.",
     )
-    p.add_argument("--model", required=True, help="a .keras model file")
+    input_path(p.add_argument("--model", required=True, help="a .keras model file"),
+               "model file not found: {}")
     p.add_argument(
         "--data", default="digits",
         help="data set name, an image folder, or imagenet2012_real (default: digits)",

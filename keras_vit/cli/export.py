@@ -1,6 +1,6 @@
 """`keras-vit export`."""
 
-from keras_vit.cli.common import CommandError
+from keras_vit.cli.common import CommandError, input_path
 
 FORMATS = ("saved_model", "onnx", "tflite")  # keras_vit.export.FORMATS, without importing it
 
@@ -16,7 +16,8 @@ def add_export(sub):
         "exceeds the tolerance (1e-4 of the logits' scale, 1e-3 for TFLite). "
         "ONNX needs `pip install '.[export]'` from the checkout.",
     )
-    p.add_argument("model", metavar="MODEL", help="a .keras model file")
+    input_path(p.add_argument("model", metavar="MODEL", help="a .keras model file"),
+               "model file not found: {}")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--output", default=None,
                    help="artefact path (default: beside MODEL: _saved_model/, .onnx, .tflite)")

@@ -2,7 +2,7 @@
 
 import argparse
 
-from keras_vit.cli.common import model_or_digits
+from keras_vit.cli.common import input_path, model_or_digits
 
 
 def add_predict(sub):
@@ -12,8 +12,11 @@ def add_predict(sub):
         description="Prints, for each image, its most probable classes and their "
         "probabilities. Without --model, uses the digits model in weights/digits/.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("--model", default=None, help="a .keras model file (default: the digits model)")
+    input_path(p.add_argument("images", nargs="+", metavar="IMAGE", help="image files"),
+               "image file not found: {}")
+    input_path(p.add_argument("--model", default=None,
+                              help="a .keras model file (default: the digits model)"),
+               "model file not found: {}")
     p.add_argument("--top", type=int, default=1, help="classes shown per image (default: 1)")
     p.add_argument(
         "--invert", action=argparse.BooleanOptionalAction, default=None,

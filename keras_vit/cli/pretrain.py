@@ -12,8 +12,8 @@ def add_pretrain(sub):
     p = sub.add_parser(
         "pretrain",
         help="Self-supervised pre-training by masked patch prediction (default: digits).",
-        description="Masked patch prediction (paper section 4.6): 50 %% of the patch "
-        "embeddings corrupted (80 %% [mask], 10 %% another patch, 10 %% kept), each "
+        description="Masked patch prediction (paper section 4.6): 50 % of the patch "
+        "embeddings corrupted (80 % [mask], 10 % another patch, 10 % kept), each "
         "corrupted patch's output predicting its 3-bit mean colour (or a 4x4 downsized "
         "patch, or its pixels). Labels are ignored. Writes DIR/model.keras (the "
         "backbone, for `keras-vit finetune --weights DIR/model.keras`), "

@@ -1,6 +1,6 @@
 """`keras-vit visualize`."""
 
-from keras_vit.cli.common import model_or_digits
+from keras_vit.cli.common import input_path, model_or_digits
 
 
 def add_visualize(sub):
@@ -12,8 +12,11 @@ def add_visualize(sub):
         "position-embedding similarity, embedding filters, the numbers (analysis.json) and "
         "an index.html showing them. Without --model, uses the digits model in weights/digits/.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG)")
-    p.add_argument("--model", default=None, help="a .keras model file (default: the digits model)")
+    input_path(p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG)"),
+               "image file not found: {}")
+    input_path(p.add_argument("--model", default=None,
+                              help="a .keras model file (default: the digits model)"),
+               "model file not found: {}")
     p.add_argument("--output-dir", required=True, help="folder to write the figures into")
     p.add_argument(
         "--invert", action="store_true",

@@ -17,7 +17,7 @@ def add_vtab(sub):
                    help="a .keras file, a checkpoint file or a registered checkpoint name")
     p.add_argument("--tasks", default=None,
                    help="comma-separated task names (default: all 19; see keras_vit."
-                   "evaluation.VTAB_TASKS)")
+                   "data.VTAB_TASKS)")
     p.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     p.add_argument("--output-dir", default="runs/vtab", help="where results go (runs/vtab)")
     p.add_argument("--steps", type=int, default=2500, help="optimizer steps per task (2500)")
@@ -34,7 +34,8 @@ def add_vtab(sub):
     def run(args):
         import os
 
-        from keras_vit.evaluation import run_vtab, vtab_markdown
+        from keras_vit.evaluation import vtab_markdown
+        from keras_vit.vtab import run_vtab
 
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
         summary = run_vtab(

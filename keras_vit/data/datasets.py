@@ -12,10 +12,14 @@ from keras_vit.data.augmentation import (
 )
 from keras_vit.data.digits import load_digits_arrays
 from keras_vit.data.image_folder import image_folder_shape, is_image_folder, load_image_folder
+from keras_vit.data.real import REAL_DATASET, load_real
 from keras_vit.data.tfds_datasets import TFDS_DATASETS, load_tfds
+from keras_vit.data.vtab import VTAB_PREFIX, VTAB_TASKS, vtab_examples
 from keras_vit.errors import ArgumentError, DataNotFound
+from keras_vit.utils import check_positive_int
 
-DATASETS = ("digits",) + tuple(TFDS_DATASETS)
+DATASETS = ("digits",) + tuple(TFDS_DATASETS) + (REAL_DATASET,)
+VTAB_DATASETS = tuple(VTAB_PREFIX + name for name in VTAB_TASKS)  # "vtab/cifar100", ...
 DEFAULT_IMAGE_SIZE = (224, 224)  # for data sets whose images vary in size
 
 
@@ -68,8 +72,14 @@ def load_dataset(
         name: "digits" (scikit-learn's 8x8 grayscale digits, offline),
             "cifar10", "cifar100", "oxford_iiit_pet", "oxford_flowers102",
             "imagenet2012" (through tensorflow-datasets, never downloaded
-            here), or the path of an image folder (one sub-folder a class,
-            optionally under train/ and test/). Defaults to "digits".
+            here), "imagenet2012_real" (the validation images as batches of
+            (images, labels, ReaL label sets padded with -1), see
+            `keras_vit.data.real`), "vtab/<task>" (a VTAB-1k task of
+            `VTAB_TASKS`, splits "train800val200" (also "train"), "train800",
+            "val200", "test";
+            `keras_vit.data.vtab`), or the path of an image folder (one
+            sub-folder a class, optionally under train/ and test/). Defaults
+            to "digits".
         split: "train" or "test" ("validation" where the data set has one; a
             tfds slice such as "train[:90%]" for tfds data sets). Digits keep
             a fixed stratified 20 % (360 images) as "test". Defaults to
@@ -116,13 +126,11 @@ def load_dataset(
     import tensorflow as tf
 
     image_size = check_image_size(image_size)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ArgumentError(
-            "Received an invalid value for argument `batch_size`, expected a "
-            f"positive integer. Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_positive_int("batch_size", batch_size)
+    if name == REAL_DATASET:
+        return _load_real(split, image_size, batch_size, data_dir, manual_dir)
     if shuffle is None:
-        shuffle = split.split("[")[0] == "train"
+        shuffle = split.split("[")[0] == "train" or name in VTAB_DATASETS and split != "test"
     class_names = None
     num_examples = None
     if name == "digits":
@@ -145,6 +153,16 @@ def load_dataset(
         small = spec.native_size is not None
         cardinality = int(dataset.cardinality())
         num_examples = cardinality if cardinality >= 0 else None
+    elif name in VTAB_DATASETS:
+        task = VTAB_TASKS[name[len(VTAB_PREFIX):]]
+        split = "train800val200" if split == "train" else split  # a task's training set
+        native = image_size or DEFAULT_IMAGE_SIZE
+        dataset = vtab_examples(task, split, native, data_dir)
+        num_classes, native_channels = task.num_classes, 3
+        default_augment = ()  # VTAB fine-tunes on the images as they are
+        small = False
+        cardinality = int(dataset.cardinality())
+        num_examples = cardinality if cardinality >= 0 else None
     elif is_image_folder(name):
         height, width, channels = image_folder_shape(name)
         native = (height, width)
@@ -161,14 +179,15 @@ def load_dataset(
     elif isinstance(name, (str, os.PathLike)) and _looks_like_a_path(os.fspath(name)):
         raise DataNotFound(
             f"no such folder: {name} (expected an image folder, one sub-folder per class, "
-            f"or one of {', '.join(DATASETS)})")
+            f"or one of {', '.join(DATASETS)}, vtab/<task>)")
     else:
         raise ArgumentError(
             "Received an invalid value for argument `name`, expected one of "
-            f"{', '.join(DATASETS)} or the path of an image folder (one "
+            f"{', '.join(DATASETS)}, vtab/<task> (a task of keras_vit.data.VTAB_TASKS) "
+            "or the path of an image folder (one "
             f"sub-folder per class). Received: name={name!r}"
         )
-    if name == "digits" or name in TFDS_DATASETS:
+    if name == "digits" or name in TFDS_DATASETS or name in VTAB_DATASETS:
         dataset, num_channels = _convert_channels(dataset, native_channels, num_channels)
     augment = parse_augment(augment, default=default_augment)
     image_size = image_size or native
@@ -203,6 +222,16 @@ def load_dataset(
         class_names=class_names,
         one_hot_labels=bool({"mixup", "cutmix"} & set(augment)),
     )
+    return dataset, info
+
+
+def _load_real(split, image_size, batch_size, data_dir, manual_dir):
+    """ImageNet ReaL's (images, labels, label sets) batches and their `DatasetInfo`."""
+    split = "validation" if split in ("test", "validation") else split
+    image_size = image_size or DEFAULT_IMAGE_SIZE
+    dataset = load_real(image_size, batch_size, data_dir, manual_dir, split)
+    info = DatasetInfo(name=REAL_DATASET, split=split, num_classes=1000, num_channels=3,
+                       image_size=tuple(image_size), num_examples=None)
     return dataset, info
 
 

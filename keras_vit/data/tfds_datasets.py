@@ -55,11 +55,9 @@ def load_tfds(name, split, data_dir=None, manual_dir=None, shuffle_files=False, 
 
     Nothing is downloaded (these machines are offline): the data must already
     be prepared under `data_dir`, or for imagenet2012 the two tar files must
-    lie in `manual_dir`. Otherwise a `FileNotFoundError` says what to fetch
-    and where to put it.
+    lie in `manual_dir`. Otherwise a `DataNotFound` (`read_tfds`) says what to
+    fetch and where to put it.
     """
-    import tensorflow_datasets as tfds
-
     spec = TFDS_DATASETS[name]
     base_split = split.split("[")[0]
     if base_split == "test" and "test" not in spec.splits:
@@ -71,11 +69,37 @@ def load_tfds(name, split, data_dir=None, manual_dir=None, shuffle_files=False, 
             f"{', '.join(repr(s) for s in spec.splits)} for {name} (a tfds "
             f"slice like 'train[:90%]' also works). Received: split={split!r}"
         )
+    return read_tfds(name, spec.tfds_name, split, spec.fetch, manual=name == "imagenet2012",
+                     data_dir=data_dir, manual_dir=manual_dir, shuffle_files=shuffle_files,
+                     seed=seed)
+
+
+def read_tfds(name, tfds_name, split, fetch="", manual=False, data_dir=None, manual_dir=None,
+              shuffle_files=False, seed=None, as_supervised=True):
+    """`tfds.load` of a prepared data set: keras_vit's one tfds reader, and its one
+    "not downloaded" message, for the tfds data sets, the VTAB tasks and ReaL.
+
+    Args:
+        name: the data set as the user names it (in the message).
+        tfds_name: tfds' name ("eurosat/rgb").
+        split: a tfds split expression.
+        fetch: what to download, for the message ("" names nothing).
+        manual: the files are a manual download: tfds prepares them from
+            `manual_dir` (which needs no network).
+        data_dir, manual_dir, shuffle_files, seed: as `load_dataset` takes them.
+        as_supervised: (image, label) pairs; False gives tfds' feature dicts.
+
+    Raises:
+        DataNotFound: the data set is not prepared under `data_dir` (what to fetch
+            and where to put it).
+    """
+    import tensorflow_datasets as tfds
+
     where = default_data_dir(data_dir)
     kwargs = dict(
         split=split,
         data_dir=data_dir,
-        as_supervised=True,
+        as_supervised=as_supervised,
         shuffle_files=shuffle_files,
         read_config=tfds.ReadConfig(shuffle_seed=seed),
         download=False,
@@ -87,22 +111,23 @@ def load_tfds(name, split, data_dir=None, manual_dir=None, shuffle_files=False, 
             "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
         }
     try:
-        return tfds.load(spec.tfds_name, **kwargs)
+        return tfds.load(tfds_name, **kwargs)
     except (AssertionError, tfds.core.registered.DatasetNotFoundError, OSError) as error:
-        if name == "imagenet2012":
+        folder = tfds_name.split("/")[0]
+        if manual:
             how = (
-                f"put {spec.fetch} in a folder and pass it as manual_dir "
+                f"put {fetch} in a folder and pass it as manual_dir "
                 f"(--manual-dir); tfds then prepares it under {where}"
             )
         else:
+            fetches = f" (it fetches {fetch})" if fetch else ""
             how = (
                 f"on a machine with internet run `python -c \"import "
-                f"tensorflow_datasets as tfds; tfds.load('{spec.tfds_name}')\"` "
-                f"(it fetches {spec.fetch}) and copy ~/tensorflow_datasets/"
-                f"{spec.tfds_name} to {os.path.join(where, spec.tfds_name)}, "
+                f"tensorflow_datasets as tfds; tfds.load('{tfds_name}')\"`{fetches} "
+                f"and copy ~/tensorflow_datasets/{folder} to {os.path.join(where, folder)}, "
                 f"or pass data_dir (--data-dir) where it lies"
             )
         raise DataNotFound(
             f"The data set {name!r} is not downloaded: no prepared copy of "
-            f"{spec.tfds_name} in {where}. To use it, {how}."
+            f"{tfds_name} in {where}. To use it, {how}."
         ) from error

@@ -2,6 +2,7 @@
 
 import time
 
+import keras
 import numpy as np
 
 from keras_vit.errors import ArgumentError
@@ -37,6 +38,16 @@ def top_k_accuracy(logits, labels, k=1):
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
+def cross_entropy(logits, labels):
+    """Mean cross-entropy of (N, K) logits against (N,) int (or one-hot) labels, in
+    float64 (a log-softmax shifted by each row's maximum)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = _int_labels(labels)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+
 def feature_model(model):
     """A model from `model`'s input to its frozen features, as the paper uses.
 
@@ -45,8 +56,6 @@ def feature_model(model):
     model built with `include_top=False` is its own feature model. For other
     Keras models, the input of the last layer.
     """
-    import keras
-
     names = {layer.name for layer in model.layers}
     if "head" not in names and "pooling" in names:
         return model  # include_top=False
@@ -88,6 +97,7 @@ def evaluate(
     num_seeds=NUM_SEEDS,
     batch_size=64,
     num_classes=None,
+    loss=False,
 ):
     """Top-k accuracy of `model` on `data`, and few-shot linear accuracy.
 
@@ -112,9 +122,11 @@ def evaluate(
         batch_size: batch size for array input. Defaults to 64.
         num_classes: the data's classes for few-shot. Defaults to the
             model's outputs (1 + the largest label for a model without head).
+        loss: also the mean cross-entropy of the outputs read as logits
+            ("loss"), as a training run reports it. Defaults to False.
 
     Returns:
-        A dict: "num_examples", "top1", "top5", ... (those that apply),
+        A dict: "num_examples", "top1", "top5", ... (those that apply), "loss",
         "fewshot" {"1": mean acc, "5": ...} when `fewshot_data` is given,
         "fewshot_per_seed" {"1": [acc of each seed], ...}, "fewshot_seeds",
         "fewshot_l2_reg", "seconds".
@@ -124,8 +136,6 @@ def evaluate(
     >>> keras_vit.evaluation.evaluate(model, (x_test, y_test),
     ...                               fewshot_data=(x_train, y_train))
     """
-    import keras
-
     start = time.perf_counter()
     extractor = feature_model(model)
     has_head = extractor is not model
@@ -153,6 +163,8 @@ def evaluate(
         for k in top_k:
             if check_positive_int("top_k", k) == 1 or logits.shape[1] > k:  # top-5 where K > 5
                 results[f"top{k}"] = top_k_accuracy(logits, labels, k)
+        if loss:
+            results["loss"] = cross_entropy(logits, labels)
     if fewshot_data is not None:
         _, train_features, train_labels = forward(fewshot_data)
         if num_classes is None:
@@ -212,23 +224,35 @@ class _BatchRunner:
     """`model.predict_on_batch`, with a short last batch padded to the first's size.
 
     A compiled predict function is traced (and, under XLA, compiled) once per
-    batch shape; padding the remainder saves the second trace.
+    batch shape; padding the remainder saves the second trace. A model made under
+    a `tf.distribute` strategy of several replicas is called directly instead:
+    Keras' `predict_on_batch` there runs the whole batch on every replica and
+    returns every replica's copy.
     """
 
     def __init__(self, model):
+        strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's trainer only
+        replicas = getattr(strategy, "num_replicas_in_sync", 1)
+        self.predict = model.predict_on_batch if replicas == 1 else self._call
         self.model = model
         self.size = None
+
+    def _call(self, images):
+        outputs = self.model(images, training=False)
+        if isinstance(outputs, (list, tuple)):
+            return [keras.ops.convert_to_numpy(o) for o in outputs]
+        return keras.ops.convert_to_numpy(outputs)
 
     def __call__(self, images):
         n = images.shape[0]
         self.size = self.size or n
         if n < self.size:
             pad = np.zeros((self.size - n,) + images.shape[1:], dtype=images.dtype)
-            outputs = self.model.predict_on_batch(np.concatenate([images, pad]))
+            outputs = self.predict(np.concatenate([images, pad]))
             if isinstance(outputs, (list, tuple)):
                 return [np.asarray(o)[:n] for o in outputs]
             return np.asarray(outputs)[:n]
-        return self.model.predict_on_batch(images)
+        return self.predict(images)
 
 
 def _int_labels(labels):

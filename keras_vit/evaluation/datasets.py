@@ -6,10 +6,12 @@ then calls `evaluate` (top-k and few-shot) or, for "imagenet2012_real",
 tensorflow when called, not at import.
 """
 
+from keras_vit.data import load_dataset
+from keras_vit.data.real import REAL_DATASET
 from keras_vit.errors import ArgumentError, DataError
 from keras_vit.evaluation.accuracy import evaluate
 from keras_vit.evaluation.fewshot import L2_REG, NUM_SEEDS, SHOTS
-from keras_vit.evaluation.real import REAL_DATASET, evaluate_real, load_real
+from keras_vit.evaluation.real import evaluate_real
 
 PREPROCESSING = ("resize", "big_vision")
 
@@ -41,8 +43,6 @@ def evaluation_data(model, data="digits", split="test", fewshot_split="train",
         both in file order (not shuffled), so the seeded shot selection repeats.
     """
     import tensorflow as tf
-
-    from keras_vit.data import load_dataset
 
     if preprocessing not in PREPROCESSING:
         raise ArgumentError(
@@ -105,10 +105,10 @@ def evaluate_dataset(model, data="digits", split="test", fewshot_split="train",
     """
     if data == REAL_DATASET:
         height, width = model.inputs[0].shape[1:3]
-        real_split = "validation" if split in ("test", "validation") else split
-        results = evaluate_real(model, load_real((height, width), batch_size, data_dir,
-                                                 manual_dir, real_split))
-        return {"data": data, "split": real_split, **results}
+        real, info = load_dataset(REAL_DATASET, split, image_size=(height, width),
+                                  batch_size=batch_size, data_dir=data_dir,
+                                  manual_dir=manual_dir)
+        return {"data": data, "split": info.split, **evaluate_real(model, real)}
     shots = tuple(shots or ())
     test, fewshot, info = evaluation_data(
         model, data, split, fewshot_split, with_fewshot=bool(shots), batch_size=batch_size,

@@ -30,10 +30,8 @@ from keras_vit.training import (
     default_recipe,
     get_recipe,
     pretraining_optimizer,
-    resolve_jit_compile,
 )
 from keras_vit.training.runs import log
-from keras_vit.utils import has_accelerator
 
 OBJECTIVES = ("mpp",)
 
@@ -114,14 +112,10 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
                                 mask_rate=mask_rate, random_rate=random_rate, seed=seed)
     optimizer = pretraining_optimizer(run.schedule(), weight_decay=recipe["weight_decay"],
                                       model=mpp)
-    # XLA off on a CPU: compiling the sort and gathers of the corruption cost
-    # more than it saved in short runs here.
-    auto = jit_compile in ("auto", None)
-    jit = False if auto and not has_accelerator() else resolve_jit_compile(jit_compile)
-    steps_per_execution = run.steps_per_execution(steps_per_execution)
-    mpp.compile(optimizer=optimizer, jit_compile=jit, steps_per_execution=steps_per_execution)
+    # XLA: the run's policy, told that this objective measured slower with XLA on a CPU.
+    run.compile(mpp, optimizer, steps_per_execution=steps_per_execution, xla_on_cpu=False)
     run.record["image_size"] = list(backbone.config.image_hw)
-    config = run.config(backbone, jit, steps_per_execution, objective=objective, target=target,
+    config = run.config(backbone, objective=objective, target=target,
                         corruption_rate=corruption_rate, mask_rate=mask_rate,
                         random_rate=random_rate)
 

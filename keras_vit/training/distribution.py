@@ -99,7 +99,7 @@ def process_group_from_env(environ=None):
             raise ArgumentError(
                 f"The environment sets {', '.join(present)} but not {', '.join(missing)}: "
                 "a multi-process job needs all three on every host (see the README, "
-                "'Training on several machines').")
+                "'Past one machine').")
         addresses = [a.strip() for a in environ[names[0]].split(",") if a.strip()]
         count = _integer(environ, names[1], low=1)
         process = _integer(environ, names[2])

@@ -1,8 +1,10 @@
-"""A training run and its folder, shared by `train`, `finetune` and `pretrain`.
+"""The run executor, shared by `train`, `finetune`, `pretrain` and each VTAB task.
 
 `Run` prepares what every command does alike (the recipe with the caller's values over
-its defaults, the checked output folder, the seed, XLA, the distribution, the data) and
-`Run.fit` does the rest in the run folder: it refuses a folder that holds another run,
+its defaults, the checked output folder, the seed, the distribution, the data);
+`Run.compile` is keras_vit's one training `model.compile`, where the XLA policy
+(`resolve_jit_compile`) is asked once; `Run.fit` does the rest in the run folder
+(`Run.fit_steps` fits a VTAB task, whose result file is its record): it refuses a folder that holds another run,
 resumes the same run from its last completed epoch, extends it to a larger `epochs`,
 fits, saves atomically, evaluates and writes `metrics.json`:
 
@@ -39,7 +41,13 @@ from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, 
 from keras_vit.training.recipes import make_schedule, schedule_steps
 from keras_vit.training.reproducibility import capped_epochs, seed_everything
 from keras_vit.training.schedules import warmup_decay
-from keras_vit.utils import atomic_path, atomic_write_text, auto_jit_compile, has_accelerator
+from keras_vit.utils import (
+    atomic_path,
+    atomic_write_text,
+    auto_jit_compile,
+    check_positive_int,
+    has_accelerator,
+)
 
 # What a run may leave in its folder; `overwrite` deletes exactly these.
 RUN_FILES = ("model.keras", "pretraining.keras", "metrics.json", "history.csv", "checkpoint",
@@ -75,12 +83,7 @@ def save_model(model, path):
 def check_recipe(recipe):
     """Refuses a non-positive `epochs`, `batch_size` or `learning_rate` by name."""
     for name in ("epochs", "batch_size"):
-        value = recipe[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ArgumentError(
-                f"Received an invalid value for argument `{name}`, expected a "
-                f"positive integer. Received: {name}={value!r}"
-            )
+        recipe[name] = check_positive_int(name, recipe[name])
     rate = recipe["learning_rate"]
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
         raise ArgumentError(
@@ -114,21 +117,32 @@ def default_output_dir(data, command="train"):
     return os.path.join("runs", name if command == "train" else f"{command}-{name}")
 
 
-def resolve_jit_compile(jit_compile, model=None):
-    """`"auto"` (or None): keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`;
-    "on"/"off" (and True/False, "true"/"false") as given."""
+def resolve_jit_compile(jit_compile, model=None, distribute=False, xla_on_cpu=True):
+    """The run's XLA choice, asked once, by `Run.compile`; nobody overrides it.
+
+    `"auto"` (or None) is keras_vit's one XLA policy, `keras_vit.utils.auto_jit_compile`
+    (which reads `model`), with the two facts only a run knows: off on a CPU when
+    distributing (TensorFlow does not compile across virtual CPU replicas), and off on
+    a CPU for an objective measured slower there with XLA (`xla_on_cpu=False`, masked
+    patch prediction: compiling its sort and gathers cost more than it saved).
+    "on"/"off" (and True/False, "true"/"false") as given, except that distributing
+    without an accelerator is never compiled.
+    """
     if jit_compile == "auto" or jit_compile is None:
+        if not has_accelerator() and (distribute or not xla_on_cpu):
+            return False
         return auto_jit_compile(model)
     if isinstance(jit_compile, str):
         if jit_compile.lower() in ("on", "true", "1", "yes"):
-            return True
-        if jit_compile.lower() in ("off", "false", "0", "no"):
-            return False
-        raise ArgumentError(
-            "Received an invalid value for argument `jit_compile`, expected "
-            f"'auto', True or False. Received: jit_compile={jit_compile!r}"
-        )
-    return bool(jit_compile)
+            jit_compile = True
+        elif jit_compile.lower() in ("off", "false", "0", "no"):
+            jit_compile = False
+        else:
+            raise ArgumentError(
+                "Received an invalid value for argument `jit_compile`, expected "
+                f"'auto', True or False. Received: jit_compile={jit_compile!r}"
+            )
+    return bool(jit_compile) and not (distribute and not has_accelerator())
 
 
 # --- The run folder: never clobbered ---------------------------------------------------
@@ -339,13 +353,15 @@ def _policy(mixed_precision):
 
 
 class Run:
-    """What `train`, `finetune` and `pretrain` prepare alike, then `fit` in the run folder.
+    """A run: what `train`, `finetune`, `pretrain` and a VTAB task prepare alike, then
+    `compile` (the XLA policy asked once) and `fit` in the run folder (`fit_steps`
+    without one).
 
     Args:
         defaults: the recipe (a dict such as `DIGITS_RECIPE`).
         given: the caller's recipe values; None keeps the default.
         data: the data set name or image folder.
-        command: "train", "finetune" or "pretrain" (names the default folder).
+        command: "train", "finetune", "pretrain" or "vtab" (names the default folder).
         output_dir: the run folder, or None for `default_output_dir(data, command)`.
         seed, jit_compile, distribute, gradient_accumulation_steps, mixed_precision,
             verbose: as `keras_vit.training.train` takes them.
@@ -407,14 +423,36 @@ class Run:
             return given
         return 1 if has_accelerator() or self.distribute else cpu_steps_per_execution(self.steps)
 
-    def config(self, model, jit_compile, steps_per_execution, **extra):
+    def compile(self, model, optimizer, loss=None, metrics=None, steps_per_execution=None,
+                xla_on_cpu=True):
+        """`model.compile`, the one for training in keras_vit: the XLA policy
+        (`resolve_jit_compile`) asked once, with what the run knows (the model, whether
+        it distributes), and `steps_per_execution(steps_per_execution)`. Call it under
+        `scope()`; `config` records what it chose.
+
+        Returns:
+            (jit_compile, steps_per_execution), as compiled.
+        """
+        steps_per_execution = self.steps_per_execution(steps_per_execution)
+        jit_compile = resolve_jit_compile(self.jit_compile, model, self.distribute, xla_on_cpu)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile,
+                      steps_per_execution=steps_per_execution)
+        self.compiled = dict(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+        return jit_compile, steps_per_execution
+
+    def config(self, model, **extra):
         """The run's configuration as recorded (metrics.json, checkpoint) and compared on
-        a rerun: the recipe, the record, what was resolved, the model and `extra`."""
-        config = {**self.recipe, **self.record, **extra, "jit_compile": jit_compile,
-                  "steps_per_execution": steps_per_execution, "steps_per_epoch": self.steps,
-                  "model_config": model.config.to_dict(),
+        a rerun: the recipe, the record, what `compile` chose, the model and `extra`."""
+        config = {**self.recipe, **self.record, **extra, **self.compiled,
+                  "steps_per_epoch": self.steps, "model_config": model.config.to_dict(),
                   "parameters": int(model.count_params())}
         return json.loads(json.dumps(config, default=str))
+
+    def fit_steps(self, model, train_ds, steps):
+        """Fits the compiled `model` for `steps` batches of `train_ds` as one epoch, with
+        no run folder: a VTAB task, whose result file is its record (`keras_vit.vtab`)."""
+        model.fit(train_ds, steps_per_epoch=steps, epochs=1,
+                  verbose=progress_verbosity(self.verbose), shuffle=False)  # tf.data shuffles
 
     def fit(self, model, train_ds, config, *, saves, evaluate, tensorboard=True,
             overwrite=False, command=None, extra=None, what="training"):

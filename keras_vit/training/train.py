@@ -24,12 +24,12 @@ the differences, and nothing is overwritten unless `overwrite=True`
 import os
 
 import keras
-import numpy as np
 
 from keras_vit.checkpoints import load as load_checkpoint
 from keras_vit import data as datasets  # looked up at call time (tests patch it)
 from keras_vit.data.image_folder import image_folder_shape, is_image_folder
 from keras_vit.errors import ArgumentError
+from keras_vit.evaluation import evaluate
 from keras_vit.models import VisionTransformer, ViTConfig, variant_config
 from keras_vit.models.config import field_names
 from keras_vit.training import finetune_kit
@@ -44,8 +44,7 @@ from keras_vit.training.recipes import (
     small_images_model,
     pretraining_optimizer,
 )
-from keras_vit.training.runs import Run, log, resolve_jit_compile
-from keras_vit.utils import has_accelerator
+from keras_vit.training.runs import Run, log
 
 
 def _to_one_hot(dataset, num_classes, one_hot_labels):
@@ -127,25 +126,15 @@ def _variant(name, **fields):
 
 
 def test_metrics(model, dataset, num_classes):
-    """Top-1 (and top-5 where K > 5) accuracy and the loss of `model` on a split."""
-    import keras
-
-    logits, labels = [], []
-    for images, y in dataset:
-        logits.append(keras.ops.convert_to_numpy(model(images, training=False)).astype("float64"))
-        y = np.asarray(y)
-        labels.append(y.argmax(-1) if y.ndim == 2 else y)
-    logits, labels = np.concatenate(logits), np.concatenate(labels).astype("int64")
-    shifted = logits - logits.max(-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    metrics = {
-        "test_accuracy": float((logits.argmax(-1) == labels).mean()),
-        "test_loss": float(-log_probs[np.arange(len(labels)), labels].mean()),
-        "test_examples": int(len(labels)),
-    }
-    if num_classes > 5:
-        top5 = np.argsort(-logits, axis=-1)[:, :5]
-        metrics["test_top5_accuracy"] = float((top5 == labels[:, None]).any(-1).mean())
+    """A run's test metrics, from `keras_vit.evaluation.evaluate`: top-1 as
+    test_accuracy, top-5 as test_top5_accuracy (where K > 5), the cross-entropy as
+    test_loss, and test_examples."""
+    scores = evaluate(model, dataset, top_k=(1, 5) if num_classes > 5 else (1,), loss=True,
+                      num_classes=num_classes)
+    metrics = {"test_accuracy": scores["top1"], "test_loss": scores["loss"],
+               "test_examples": scores["num_examples"]}
+    if "top5" in scores:
+        metrics["test_top5_accuracy"] = scores["top5"]
     return metrics
 
 
@@ -153,23 +142,17 @@ def _fit(run, model, optimizer, train_ds, test_ds, info, steps_per_execution, te
          overwrite, command):
     """Compiles the classifier (cross-entropy with the recipe's label smoothing) and
     fits it in the run folder (`Run.fit`); shared by train and finetune."""
-    steps_per_execution = run.steps_per_execution(steps_per_execution)
     run.record["image_size"] = list(model.config.image_hw)
     with run.scope():  # under the strategy: the XLA policy sees it
-        jit_compile = resolve_jit_compile(run.jit_compile, model)
-        if run.distribute and not has_accelerator():
-            jit_compile = False  # XLA across virtual CPU replicas is not supported by TF
-        config = run.config(model, jit_compile, steps_per_execution)
         label_smoothing = run.recipe["label_smoothing"]
-        model.compile(
-            optimizer=optimizer,
+        run.compile(
+            model, optimizer,
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=label_smoothing
             ),
-            metrics=["accuracy"],
-            jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
+            metrics=["accuracy"], steps_per_execution=steps_per_execution,
         )
+        config = run.config(model)
         metrics = run.fit(
             model, _to_one_hot(train_ds, info.num_classes, info.one_hot_labels), config,
             saves={"model.keras": model},

@@ -1,0 +1,115 @@
+"""Performance paths that must not change a number: uint8 images end to end.
+
+The host-to-device copy of a uint8 batch is a quarter of a float32 one, so
+the model takes [0, 255] pixels of either dtype and normalises inside. What
+Keras does with them (read in keras 3.15): the array adapter of `fit` and
+`predict` casts only non-floatx *floats*, so a uint8 array stays uint8 until
+the step; the functional model then converts each input to its Input's dtype
+(float32) inside the step. The checks below hold that on TensorFlow, JAX and
+PyTorch, against a reference normalisation computed here, not by the model.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tests.test_backends import need, run_python
+
+# Runs as it is under each backend (in process for the current one, in a
+# subprocess for the others). Non-square image, per-channel mean and std that
+# differ by channel, so a swapped channel or a missing "* 255" shows.
+UINT8_CHECK = """
+import keras, numpy as np, keras_vit
+
+fields = dict(image_size=(24, 16), patch_size=8, hidden_size=16, num_layers=1,
+              num_heads=2, mlp_dim=32, num_classes=3,
+              normalization_mean=(0.485, 0.456, 0.406),
+              normalization_std=(0.229, 0.224, 0.225))
+keras.utils.set_random_seed(0)
+model = keras_vit.ViT(**fields)
+wrng = np.random.default_rng(0)  # the head starts at zero: draw every weight instead
+model.set_weights([wrng.normal(0.0, 0.3, w.shape).astype(w.dtype) for w in model.get_weights()])
+bare = keras_vit.ViT(include_preprocessing=False, **fields)  # same weights, no normalisation
+bare.set_weights(model.get_weights())
+to_np = keras.ops.convert_to_numpy
+
+rng = np.random.default_rng(1)
+images = rng.integers(0, 256, (4, 24, 16, 3)).astype("uint8")
+mean = np.array(fields["normalization_mean"]) * 255.0
+std = np.array(fields["normalization_std"]) * 255.0
+
+def reference(pixels):  # float64 normalisation, done here, fed to the bare model
+    return to_np(bare(((pixels.astype("float64") - mean) / std).astype("float32")))
+
+want = reference(images)
+scale = np.abs(want).max()
+for name, got in [
+    ("call uint8", to_np(model(images))),
+    ("call float32", to_np(model(images.astype("float32")))),
+    ("predict uint8", model.predict(images, verbose=0)),
+]:
+    err = np.abs(got - want).max()
+    assert err <= 1e-5 * scale, (name, err, scale)
+# float inputs keep their fractions (a resized image is not whole numbers)
+fractional = images.astype("float32") + np.float32(0.375)
+err = np.abs(to_np(model(fractional)) - reference(fractional)).max()
+assert err <= 1e-5 * scale, ("fractional float32", err)
+assert np.abs(to_np(model(fractional)) - want).max() > 1e3 * err + 1e-6
+
+# one SGD step from uint8 and from float32 arrays ends at the same weights
+labels = np.array([0, 2, 1, 2], "int32")
+start = model.get_weights()
+ends = []
+for batch in (images, images.astype("float32")):
+    model.set_weights(start)
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(batch, labels, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    ends.append(model.get_weights())
+moved = max(np.abs(a - b).max() for a, b in zip(ends[0], start))
+assert moved > 1e-4, moved
+for a, b in zip(*ends):
+    assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(b).max()), np.abs(a - b).max()
+print("ok", keras.backend.backend())
+"""
+
+
+def test_uint8_and_float32_images_give_the_same_logits_and_step():
+    exec(compile(UINT8_CHECK, "UINT8_CHECK", "exec"), {})
+
+
+@pytest.mark.slow  # a subprocess per backend: 7-10 s each
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_uint8_images_on_every_backend(backend):
+    if backend == keras.backend.backend():
+        pytest.skip("checked in process by the test above")
+    need(backend)
+    assert f"ok {backend}" in run_python(UINT8_CHECK, backend)
+
+
+def test_gpu_rows_and_their_cpu_dry_run():
+    """run_gpu.sh's rows (issue 19) and what `--dry-run` keeps of them on a CPU."""
+    from benchmarks import configs, driver
+
+    labels = [r.label for r in configs.default_runners("gpu")]
+    assert labels == ["keras_vit (jax)", "keras_vit (torch, jit_compile=True)",
+                      "keras_hub (jax)", "timm (eager)", "timm (torch.compile)"]
+    dry = [r.label for r in driver.dry_run_runners(configs.default_runners("gpu"))]
+    # torch.compile builds C++ kernels for minutes on a CPU: the Keras torch row
+    # runs eagerly, timm's compiled row is left out
+    assert dry == ["keras_vit (jax)", "keras_vit (torch, jit_compile=False)",
+                   "keras_hub (jax)", "timm (eager)"]
+
+
+def test_no_benchmark_configuration_starts_past_the_time_limit():
+    from benchmarks import configs, driver, report
+
+    tiny = configs.dry_run_configs(configs.GPU_CONFIGS)
+    results = driver.run_benchmark(tiny, [configs.Runner("keras_vit", "jax")], device="cpu",
+                                   reps=1, time_limit_s=-1.0, log=None)
+    assert results["configs"] == []
+    assert results["not_run"] == [c.name for c in tiny]
+    assert "Not run (they would have started past the time limit): ViT-B/16 training" in (
+        report.format_table(results))
