@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_vit import compat
 from keras_vit.errors import ArgumentError
 from keras_vit.layers import (
     PatchEncoder,
@@ -110,7 +111,8 @@ class VisionTransformer(keras.Model):
 
     def _resolve_auto_jit_compile(self):
         """`jit_compile="auto"`: keras_vit's one policy, `keras_vit.utils.auto_jit_compile`
-        (XLA on for TensorFlow on a CPU too, where Keras leaves it off)."""
+        (XLA on for TensorFlow on a CPU too, where Keras leaves it off). Overrides Keras'
+        private hook: see `keras_vit.compat.AUTO_JIT_HOOK`."""
         return auto_jit_compile(self)
 
     @classmethod
@@ -128,7 +130,7 @@ def _quantized_layers(model):
     """{layer path: quantization mode} of the layers `model.quantize` changed."""
     return {
         layer.path: layer.dtype_policy.quantization_mode
-        for layer in model._flatten_layers(include_self=False)
+        for layer in compat.all_layers(model)
         if getattr(layer.dtype_policy, "quantization_mode", None)
     }
 
