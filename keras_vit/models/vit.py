@@ -1,5 +1,7 @@
 """The Vision Transformer as a Keras functional model (paper eq. 1-4)."""
 
+import warnings
+
 import keras
 
 from keras_vit import compat
@@ -138,8 +140,6 @@ def _quantized_layers(model):
 def _requantize(model, quantized):
     """Quantizes the layers a saved config names, so the saved weights (int8
     kernels and scales) fit when `.keras` loading fills them in."""
-    import warnings
-
     for mode in sorted(set(quantized.values())):
         with warnings.catch_warnings():  # "Layer Dropout does not have a quantize method"
             warnings.simplefilter("ignore", UserWarning)
