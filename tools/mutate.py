@@ -47,8 +47,8 @@ MUTATIONS = [
      "                           warmup_steps=min(warmup_steps, steps - 1))",
      ["tests/test_vtab.py::test_vtab_schedule_counts_updates_not_micro_batches"], {}),
     ("encoder-norm-epsilon", "keras_vit/models/vit.py",
-     'epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"',
-     'epsilon=1e-5, dtype=policy, name="encoder_norm"',
+     'epsilon=c.layer_norm_epsilon, dtype=policy, name=names.ENCODER_NORM',
+     'epsilon=1e-5, dtype=policy, name=names.ENCODER_NORM',
      ["tests/test_fixture_parity.py::test_layer_norm_epsilon_shows_at_small_activations"], {}),
     ("finetune-drops-pretrained-weights", "keras_vit/checkpoints/convert.py",
      "    MODULES[src.format].port(porter, config, layout)\n"
@@ -190,8 +190,8 @@ MUTATIONS = [
      "            q, k = q, self.key_norm(k)",
      ["tests/test_checkpoints_families.py::test_timm_qk_norm"], {}),
     ("clip-pre-norm-skipped", "keras_vit/models/vit.py",
-     'epsilon=c.layer_norm_epsilon, dtype=policy, name="pre_norm")(x)',
-     'epsilon=c.layer_norm_epsilon, dtype=policy, name="pre_norm")(x) * 0 + x',
+     'epsilon=c.layer_norm_epsilon, dtype=policy, name=names.PRE_NORM)(x)',
+     'epsilon=c.layer_norm_epsilon, dtype=policy, name=names.PRE_NORM)(x) * 0 + x',
      ["tests/test_checkpoints_families.py::test_timm_clip_hub_folder"], {}),
     ("quick-gelu-constant", "keras_vit/layers/mlp.py",
      "x = x * keras.ops.sigmoid(1.702 * x)", "x = x * keras.ops.sigmoid(1.0 * x)",
@@ -413,6 +413,9 @@ MUTATIONS = [
     ("compat-remat-mode-lost", "keras_vit/compat.py",
      'return getattr(layer, "_remat_mode", None)', "return None",
      ["tests/test_compat.py::test_remat_mode_reads_the_scope_a_layer_was_built_under"], {}),
+    ("model-part-built-under-another-name", "keras_vit/models/vit.py",
+     "name=names.PRE_LOGITS", 'name="representation"',
+     ["tests/test_model_parts.py::test_declared_names_are_the_built_models_layers"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",
