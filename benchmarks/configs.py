@@ -120,6 +120,9 @@ def default_runners(device="cpu", pythons=None):
     if device == "gpu":
         return [
             Runner("keras_vit", "jax", python=py("keras_vit")),
+            # torch.compile inside Keras' trainer: may reach the kernels timm's
+            # compiled row uses (issue 19 lead 4)
+            Runner("keras_vit", "torch", "True", python=py("keras_vit")),
             Runner("keras_hub", "jax", python=py("keras_hub")),
             Runner("timm", "torch", "eager", python=py("timm")),
             Runner("timm", "torch", "compile", python=py("timm")),

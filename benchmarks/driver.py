@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 from benchmarks.configs import (
     CPU_CONFIGS,
@@ -101,8 +102,19 @@ class _Worker:
         self.stderr.close()
 
 
+def dry_run_runners(runners):
+    """The rows a CPU dry run can afford: torch.compile builds C++ kernels for
+    minutes there, so timm's compiled row is left out and Keras' torch rows
+    with jit_compile=True run eagerly (the same worker code, no compile)."""
+    return [
+        dataclasses.replace(r, jit_compile="False")
+        if r.framework != "timm" and r.backend == "torch" and r.jit_compile == "True" else r
+        for r in runners if r.jit_compile != "compile"
+    ]
+
+
 def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None,
-                  measure_matmul=True, log=print, on_config=None):
+                  measure_matmul=True, log=print, on_config=None, time_limit_s=None):
     """Runs the benchmark; returns a dict with one result per (config, runner).
 
     Args:
@@ -117,6 +129,8 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
         log: progress printer (None for silence).
         on_config: called with the results so far after each configuration
             (the driver writes its table then, so a run cut short keeps them).
+        time_limit_s: no configuration starts after this many seconds; the
+            ones left are listed under "not_run" (None: no limit).
 
     Returns:
         {"configs": [{"config": dict, "rows": [row, ...], "matmul": {...}}],
@@ -136,8 +150,13 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
     log = log or (lambda *a, **k: None)
     results = {"machine": machine_info(), "device": device, "reps": reps,
                "threads": threads, "date": datetime.datetime.now().isoformat(" ", "seconds"),
-               "configs": []}
+               "configs": [], "not_run": []}
+    started = time.monotonic()
     for config in configs:
+        if time_limit_s is not None and time.monotonic() - started > time_limit_s:
+            results["not_run"].append(config.name)
+            log(f"== {config.name}: not run, past the {time_limit_s:.0f} s time limit")
+            continue
         log(f"== {config.name}: batch {config.batch_size}, {config.steps} steps/rep, {reps} reps")
         load = _load_average()
         # Workers import, build and warm up side by side (most of that is
@@ -326,8 +345,7 @@ def main(args):
     runners = (parse_runners(args.runner, pythons) if args.runner
                else default_runners(args.device, pythons))
     if args.dry_run and not args.allow_cpu_compile:
-        # torch.compile on the CPU builds C++ kernels for minutes: left out.
-        runners = [r for r in runners if r.jit_compile != "compile"]
+        runners = dry_run_runners(runners)
     device = "cpu" if args.dry_run else args.device
 
     def write(results):
@@ -343,7 +361,8 @@ def main(args):
         return table
 
     results = run_benchmark(configs, runners, device=device, reps=args.reps,
-                            threads=args.threads, on_config=write)
+                            threads=args.threads, on_config=write,
+                            time_limit_s=getattr(args, "time_limit", None))
     print(write(results))
     return 0
 
@@ -351,10 +370,11 @@ def main(args):
 def command_line(args):
     """The `keras-vit benchmark ...` command that repeats this run."""
     words = ["keras-vit", "benchmark"]
-    for action in ("device", "reps", "only", "threads"):
-        value = getattr(args, action)
+    for action in ("device", "reps", "only", "threads", "time_limit"):
+        value = getattr(args, action, None)
         if value is not None and not (action, value) in (("device", "cpu"), ("reps", 3)):
-            words += [f"--{action}", str(value)]
+            words += [f"--{action.replace('_', '-')}", f"{value:g}" if action == "time_limit"
+                      else str(value)]
     for flag in ("quick", "dry_run", "allow_cpu_compile"):
         if getattr(args, flag):
             words.append("--" + flag.replace("_", "-"))
@@ -388,6 +408,9 @@ def add_arguments(parser):
                         help="run the mode's code paths at toy size on the CPU")
     parser.add_argument("--allow-cpu-compile", action="store_true",
                         help="with --dry-run, keep torch.compile (needs a C++ compiler)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="start no configuration after this many seconds (the "
+                             "ones left are listed as not run); default: no limit")
     parser.add_argument("--output", help="write the markdown table here")
     parser.add_argument("--json", help="write the raw results here")
 

@@ -76,5 +76,8 @@ def format_table(results, command=None):
             lines += ["", f"Fastest keras_vit: {best['label']} at "
                       f"{best['images_per_s'] / best_peer['images_per_s']:.2f}x the fastest "
                       f"peer, {best_peer['label']}."]
+    if results.get("not_run"):
+        lines += ["", "Not run (they would have started past the time limit): "
+                  + ", ".join(results["not_run"]) + "."]
     return "\n".join(lines) + "\n"
 

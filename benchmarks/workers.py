@@ -173,9 +173,13 @@ class _KerasWorker:
         return len(self.x) / (clock.last - clock.first)
 
     def peak_device_mib(self):
-        """Peak accelerator memory (JAX on a GPU), else None."""
-        if self.spec["device"] != "gpu" or self.spec["backend"] != "jax":
+        """Peak accelerator memory (JAX or torch on a GPU), else None."""
+        if self.spec["device"] != "gpu" or self.spec["backend"] not in ("jax", "torch"):
             return None
+        if self.spec["backend"] == "torch":
+            import torch
+
+            return torch.cuda.max_memory_allocated() / 2**20
         import jax
 
         stats = jax.devices()[0].memory_stats() or {}

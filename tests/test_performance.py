@@ -87,3 +87,29 @@ def test_uint8_images_on_every_backend(backend):
         pytest.skip("checked in process by the test above")
     need(backend)
     assert f"ok {backend}" in run_python(UINT8_CHECK, backend)
+
+
+def test_gpu_rows_and_their_cpu_dry_run():
+    """run_gpu.sh's rows (issue 19) and what `--dry-run` keeps of them on a CPU."""
+    from benchmarks import configs, driver
+
+    labels = [r.label for r in configs.default_runners("gpu")]
+    assert labels == ["keras_vit (jax)", "keras_vit (torch, jit_compile=True)",
+                      "keras_hub (jax)", "timm (eager)", "timm (torch.compile)"]
+    dry = [r.label for r in driver.dry_run_runners(configs.default_runners("gpu"))]
+    # torch.compile builds C++ kernels for minutes on a CPU: the Keras torch row
+    # runs eagerly, timm's compiled row is left out
+    assert dry == ["keras_vit (jax)", "keras_vit (torch, jit_compile=False)",
+                   "keras_hub (jax)", "timm (eager)"]
+
+
+def test_no_benchmark_configuration_starts_past_the_time_limit():
+    from benchmarks import configs, driver, report
+
+    tiny = configs.dry_run_configs(configs.GPU_CONFIGS)
+    results = driver.run_benchmark(tiny, [configs.Runner("keras_vit", "jax")], device="cpu",
+                                   reps=1, time_limit_s=-1.0, log=None)
+    assert results["configs"] == []
+    assert results["not_run"] == [c.name for c in tiny]
+    assert "Not run (they would have started past the time limit): ViT-B/16 training" in (
+        report.format_table(results))

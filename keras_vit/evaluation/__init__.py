@@ -6,6 +6,8 @@ when called); data may be any iterable of (images, labels) batches, a
 `tf.data.Dataset`, or a pair of arrays.
 """
 
+import importlib
+
 from keras_vit.evaluation.accuracy import (
     cross_entropy,
     evaluate,
@@ -44,10 +46,10 @@ _VTAB_RUNS = ("VTAB_SETTING", "finetune_vtab_task", "run_vtab")
 
 
 def __getattr__(name):
-    if name in _VTAB_RUNS:
-        import keras_vit.vtab  # on first use of an old name: see _VTAB_RUNS
-
-        return getattr(keras_vit.vtab, name)
+    if name in _VTAB_RUNS:  # on first use of an old name: see _VTAB_RUNS. By name, not
+        # an import statement: keras_vit.vtab imports this package, and the re-export is
+        # an alias resolved at call time, not a dependency of evaluation's code.
+        return getattr(importlib.import_module("keras_vit.vtab"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,5 +1,7 @@
 """Multi-head self-attention with a fused q/k/v projection (paper eq. 5-8, App. A)."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -14,6 +16,45 @@ def relative_position_index(grid_size):
     coords = np.stack(np.mgrid[:gh, :gw]).reshape(2, -1)  # (2, N)
     rel = coords[:, :, None] - coords[:, None, :]  # (2, N, N)
     return ((rel[0] + gh - 1) * (2 * gw - 1) + rel[1] + gw - 1).astype("int32")
+
+
+# cuDNN's fused training kernel takes lengths of this multiple (jax 0.10 asks
+# only for even lengths when there is a bias; the H200's jax 0.11.2 refused
+# 197 with none, and 64 is the length cuDNN's flash kernels tile by).
+CUDNN_TOKEN_MULTIPLE = 64
+
+
+def _platform():
+    """The first device's platform ("cpu", "gpu", "cuda", "tpu"); tests replace it."""
+    return keras.distribution.list_devices()[0].split(":")[0]
+
+
+def padded_attention(query, key, value, bias, padded_tokens, implementation):
+    """JAX's dot_product_attention over tokens padded to `padded_tokens`.
+
+    Takes and gives (B, T, heads, hd) with the logits' scale already in
+    `query`. The padded keys are masked by `key_value_seq_lengths` (cuDNN's
+    padding mask, no (T, T) mask in memory); the padded queries attend to
+    the real keys and are sliced off, so neither changes the output or its
+    gradient. `implementation="cudnn"` on a GPU; "xla" computes the same on
+    any device (the tests' reference).
+    """
+    # JAX only, so imported here: this is the JAX kernel being chosen, and
+    # keras_vit imports without JAX installed.
+    import jax
+
+    batch, tokens = query.shape[0], query.shape[1]
+    pad = ((0, 0), (0, padded_tokens - tokens), (0, 0), (0, 0))
+    query, key, value = (ops.pad(x, pad) for x in (query, key, value))
+    if bias is not None:  # (1, heads, T, T)
+        extra = padded_tokens - tokens
+        bias = ops.pad(bias, ((0, 0), (0, 0), (0, extra), (0, extra)))
+    lengths = ops.full((batch,), tokens, dtype="int32")
+    out = jax.nn.dot_product_attention(
+        query, key, value, bias=bias, scale=1.0,
+        key_value_seq_lengths=lengths, implementation=implementation,
+    )
+    return out[:, :tokens]
 
 
 @keras.saving.register_keras_serializable(package="keras_vit")
@@ -151,8 +192,26 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         under remat). TPUs keep Keras' choice (Splash attention)."""
         if not training or keras.backend.backend() != "jax":
             return None
-        platform = keras.distribution.list_devices()[0].split(":")[0]
-        return False if platform in ("gpu", "cuda") else None
+        return False if _platform() in ("gpu", "cuda") else None
+
+    def _padded_plan(self, training, tokens, dtype):
+        """The token count to pad to for cuDNN's fused training kernel, or None.
+
+        Only while training with JAX on a GPU in float16/bfloat16 (cuDNN's
+        fused attention takes no float32) with a head width it accepts (a
+        multiple of 8, at most 256); elsewhere `_flash` and Keras choose.
+        """
+        if not training or keras.backend.backend() != "jax":
+            return None
+        if _platform() not in ("gpu", "cuda"):
+            return None
+        if keras.backend.standardize_dtype(dtype) not in ("float16", "bfloat16"):
+            return None
+        if not isinstance(tokens, int):  # a symbolic length: nothing to pad to
+            return None
+        if self.head_dim % 8 or self.head_dim > 256:
+            return None
+        return -(-tokens // CUDNN_TOKEN_MULTIPLE) * CUDNN_TOKEN_MULTIPLE
 
     def call(self, inputs, training=None, return_attention_scores=False):
         shape = ops.shape(inputs)
@@ -183,6 +242,18 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             out = ops.swapaxes(out, 1, 2)  # (B, T, heads, hd)
         else:
             weights = None
+            out = None
+            padded = self._padded_plan(training, tokens, q.dtype)
+            if padded is not None:
+                try:
+                    out = padded_attention(
+                        ops.swapaxes(q, 1, 2), ops.swapaxes(k, 1, 2),
+                        ops.swapaxes(v, 1, 2), bias, padded, implementation="cudnn",
+                    )
+                except NotImplementedError as error:  # jax's cuDNN checks, at tracing
+                    # this GPU, cuDNN or shape has no fused kernel: XLA's path, as before
+                    warnings.warn(f"cuDNN attention refused ({error}); XLA's is used")
+        if out is None:
             out = ops.dot_product_attention(  # takes and gives (B, T, heads, hd)
                 ops.swapaxes(q, 1, 2), ops.swapaxes(k, 1, 2), ops.swapaxes(v, 1, 2),
                 bias=bias, scale=1.0, flash_attention=self._flash(training),
