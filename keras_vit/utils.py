@@ -7,6 +7,7 @@ import numbers
 import os
 import shutil
 
+from keras_vit import compat
 from keras_vit.errors import ArgumentError
 
 
@@ -194,8 +195,4 @@ def _op_determinism_enabled():
     """`tf.config.experimental.enable_op_determinism()` has no public getter."""
     if os.environ.get("TF_DETERMINISTIC_OPS", "").lower() in ("1", "true"):
         return True
-    try:
-        from tensorflow.python.framework.config import is_op_determinism_enabled
-    except ImportError:
-        return False
-    return bool(is_op_determinism_enabled())
+    return compat.op_determinism_enabled()

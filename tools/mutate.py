@@ -47,8 +47,8 @@ MUTATIONS = [
      "                           warmup_steps=min(warmup_steps, steps - 1))",
      ["tests/test_vtab.py::test_vtab_schedule_counts_updates_not_micro_batches"], {}),
     ("encoder-norm-epsilon", "keras_vit/models/vit.py",
-     'epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"',
-     'epsilon=1e-5, dtype=policy, name="encoder_norm"',
+     'epsilon=c.layer_norm_epsilon, dtype=policy, name=names.ENCODER_NORM',
+     'epsilon=1e-5, dtype=policy, name=names.ENCODER_NORM',
      ["tests/test_fixture_parity.py::test_layer_norm_epsilon_shows_at_small_activations"], {}),
     ("finetune-drops-pretrained-weights", "keras_vit/checkpoints/convert.py",
      "    MODULES[src.format].port(porter, config, layout)\n"
@@ -190,8 +190,8 @@ MUTATIONS = [
      "            q, k = q, self.key_norm(k)",
      ["tests/test_checkpoints_families.py::test_timm_qk_norm"], {}),
     ("clip-pre-norm-skipped", "keras_vit/models/vit.py",
-     'epsilon=c.layer_norm_epsilon, dtype=policy, name="pre_norm")(x)',
-     'epsilon=c.layer_norm_epsilon, dtype=policy, name="pre_norm")(x) * 0 + x',
+     'epsilon=c.layer_norm_epsilon, dtype=policy, name=names.PRE_NORM)(x)',
+     'epsilon=c.layer_norm_epsilon, dtype=policy, name=names.PRE_NORM)(x) * 0 + x',
      ["tests/test_checkpoints_families.py::test_timm_clip_hub_folder"], {}),
     ("quick-gelu-constant", "keras_vit/layers/mlp.py",
      "x = x * keras.ops.sigmoid(1.702 * x)", "x = x * keras.ops.sigmoid(1.0 * x)",
@@ -256,9 +256,9 @@ MUTATIONS = [
      "    return seed, seed, seed",
      ["tests/test_pretraining.py::test_corruption_counts_and_kinds_on_a_fixed_seed"], {}),
     ("lora-merge-drops-alpha-over-rank", "keras_vit/training/finetune_kit.py",
-     "values[layer._kernel.path] = layer.kernel  # W + (alpha / r) A B",
-     "values[layer._kernel.path] = layer._kernel + keras.ops.matmul("
-     "layer.lora_kernel_a, layer.lora_kernel_b)",
+     "values[compat.lora_base_kernel(layer).path] = layer.kernel  # W + (alpha / r) A B",
+     "values[compat.lora_base_kernel(layer).path] = compat.lora_base_kernel(layer)"
+     " + keras.ops.matmul(layer.lora_kernel_a, layer.lora_kernel_b)",
      ["tests/test_finetune_kit.py::test_lora_merges_w_plus_alpha_over_rank_a_b_by_value"], {}),
     ("ema-momentum-always-default", "keras_vit/training/finetune_kit.py",
      "ema_momentum=0.9999 if ema is True else float(ema)", "ema_momentum=0.9999",
@@ -448,6 +448,19 @@ MUTATIONS = [
      "            if names_too and not (", "            if False and not (",
      ["tests/test_user_paths.py::"
       "test_registered_and_hub_names_are_not_taken_for_missing_paths"], {}),
+    # issue 20: names
+    ("compat-all-layers-includes-self", "keras_vit/compat.py",
+     "layer._flatten_layers(include_self=False)", "layer._flatten_layers(include_self=True)",
+     ["tests/test_compat.py::test_all_layers_recurses_into_nested_layers"], {}),
+    ("compat-lora-base-kernel-is-merged", "keras_vit/compat.py",
+     "return dense._kernel", "return dense.kernel",
+     ["tests/test_compat.py::test_lora_base_kernel_is_w_without_the_update"], {}),
+    ("compat-remat-mode-lost", "keras_vit/compat.py",
+     'return getattr(layer, "_remat_mode", None)', "return None",
+     ["tests/test_compat.py::test_remat_mode_reads_the_scope_a_layer_was_built_under"], {}),
+    ("model-part-built-under-another-name", "keras_vit/models/vit.py",
+     "name=names.PRE_LOGITS", 'name="representation"',
+     ["tests/test_model_parts.py::test_declared_names_are_the_built_models_layers"], {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

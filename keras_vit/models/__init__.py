@@ -1,6 +1,7 @@
 """ViTConfig, the builder and the variant table (weight-agnostic: nothing here
 reads a checkpoint)."""
 
+from keras_vit.models import names
 from keras_vit.models.config import ViTConfig
 from keras_vit.models.feature_extractor import feature_extractor
 from keras_vit.models.variants import HYBRIDS, VARIANTS, variant_config

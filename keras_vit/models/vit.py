@@ -1,7 +1,10 @@
 """The Vision Transformer as a Keras functional model (paper eq. 1-4)."""
 
+import warnings
+
 import keras
 
+from keras_vit import compat
 from keras_vit.errors import ArgumentError
 from keras_vit.layers import (
     PatchEncoder,
@@ -11,6 +14,7 @@ from keras_vit.layers import (
     TransformerBlock,
 )
 from keras_vit.layers.map_head import MAPHead
+from keras_vit.models import names
 from keras_vit.models.config import ViTConfig
 from keras_vit.models.resnet_stem import resnet_stem
 from keras_vit.models.variants import variant_config
@@ -62,7 +66,7 @@ class VisionTransformer(keras.Model):
         policy = keras.dtype_policies.get(dtype) if dtype else keras.config.dtype_policy()
         hw = (None, None) if config.dynamic_image_size else config.image_hw
         with keras.RematScope(mode=None):  # only the blocks are rematerialised (_forward)
-            inputs = keras.Input(hw + (config.num_channels,), name="images")
+            inputs = keras.Input(hw + (config.num_channels,), name=names.IMAGES)
         outputs = _forward(inputs, config, policy)
         with keras.RematScope(mode=None):
             super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
@@ -110,7 +114,8 @@ class VisionTransformer(keras.Model):
 
     def _resolve_auto_jit_compile(self):
         """`jit_compile="auto"`: keras_vit's one policy, `keras_vit.utils.auto_jit_compile`
-        (XLA on for TensorFlow on a CPU too, where Keras leaves it off)."""
+        (XLA on for TensorFlow on a CPU too, where Keras leaves it off). Overrides Keras'
+        private hook: see `keras_vit.compat.AUTO_JIT_HOOK`."""
         return auto_jit_compile(self)
 
     @classmethod
@@ -128,7 +133,7 @@ def _quantized_layers(model):
     """{layer path: quantization mode} of the layers `model.quantize` changed."""
     return {
         layer.path: layer.dtype_policy.quantization_mode
-        for layer in model._flatten_layers(include_self=False)
+        for layer in compat.all_layers(model)
         if getattr(layer.dtype_policy, "quantization_mode", None)
     }
 
@@ -136,8 +141,6 @@ def _quantized_layers(model):
 def _requantize(model, quantized):
     """Quantizes the layers a saved config names, so the saved weights (int8
     kernels and scales) fit when `.keras` loading fills them in."""
-    import warnings
-
     for mode in sorted(set(quantized.values())):
         with warnings.catch_warnings():  # "Layer Dropout does not have a quantize method"
             warnings.simplefilter("ignore", UserWarning)
@@ -183,7 +186,7 @@ def _forward(images, config, policy):
             qk_norm=c.qk_norm,
             quick_gelu=c.quick_gelu,
             dtype=policy,
-            name=f"transformer_block_{i}",
+            name=names.block_name(i),
         )(x)  # (B, T, D) = z_l
     with keras.RematScope(mode=None):
         return _head(x, config, policy)
@@ -201,17 +204,17 @@ def _embed(images, config, policy):
             scale=[1.0 / s for s in std] if len(std) > 1 else 1.0 / std[0],
             offset=[-m / s for m, s in zip(mean, std)] if len(std) > 1 else -mean[0] / std[0],
             dtype=policy,
-            name="preprocessing",
+            name=names.PREPROCESSING,
         )(x)  # (B, H, W, C)
     if c.hybrid_layers is not None:
         x = resnet_stem(x, c.hybrid_layers, c.hybrid_width, policy)  # (B, H/16, W/16, C')
     dynamic = c.dynamic_image_size  # then the grid stays 2-D until the encoder reads it
-    x = Patches(c.patch_size, flatten=not dynamic, dtype=policy, name="patches")(
+    x = Patches(c.patch_size, flatten=not dynamic, dtype=policy, name=names.PATCHES)(
         x
     )  # (B, N, P*P*C), or (B, gh, gw, P*P*C) when dynamic
     x = keras.layers.Dense(
         c.hidden_size, use_bias=not c.pre_norm, kernel_initializer="lecun_normal",
-        dtype=policy, name="patch_embedding",
+        dtype=policy, name=names.PATCH_EMBEDDING,
     )(x)  # (B, N, D) = x_p E
     absolute = c.position_embedding not in ("relative", "none")
     at_stem = absolute and c.position_embedding_placement == "stem"
@@ -225,12 +228,12 @@ def _embed(images, config, policy):
         resample_method=c.resample_method,
         resample_antialias=c.resample_antialias,
         dtype=policy,
-        name="patch_encoder",
+        name=names.PATCH_ENCODER,
     )(x)  # (B, T, D) = z_0, T = prefix + N
     x = keras.layers.Dropout(c.dropout_rate, dtype=policy, name="embedding_dropout")(x)
     if c.pre_norm:  # CLIP's LayerNorm before the encoder
         x = keras.layers.LayerNormalization(
-            epsilon=c.layer_norm_epsilon, dtype=policy, name="pre_norm")(x)
+            epsilon=c.layer_norm_epsilon, dtype=policy, name=names.PRE_NORM)(x)
 
     def position_embedding(name):
         return PositionEmbedding(
@@ -247,7 +250,7 @@ def _head(x, config, policy):
     """The last block's tokens to logits (or features, or every token)."""
     c = config
     norm = keras.layers.LayerNormalization(
-        epsilon=c.layer_norm_epsilon, dtype=policy, name="encoder_norm"
+        epsilon=c.layer_norm_epsilon, dtype=policy, name=names.ENCODER_NORM
     )
     if not c.fc_norm:
         x = norm(x)
@@ -256,14 +259,14 @@ def _head(x, config, policy):
     tokens = x
     if c.pooling == "map":  # big_vision's attention pooling over every token
         x = MAPHead(c.num_heads, c.mlp_dim, c.layer_norm_epsilon, c.gelu_approximate,
-                    dtype=policy, name="map_head")(x)  # (B, D)
+                    dtype=policy, name=names.MAP_HEAD)(x)  # (B, D)
     else:
-        x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name="pooling")(x)  # (B, D)
+        x = TokenPooling(c.pooling, c.num_prefix_tokens, dtype=policy, name=names.POOLING)(x)  # (B, D)
     if c.fc_norm:
         x = norm(x)  # timm's fc_norm: the final norm after pooling
     if c.representation_size is not None:  # the pre-logits features (HF ViTModel's pooler)
         x = keras.layers.Dense(
-            c.representation_size, activation="tanh", dtype=policy, name="pre_logits"
+            c.representation_size, activation="tanh", dtype=policy, name=names.PRE_LOGITS
         )(x)
     if not c.include_top:
         return x
@@ -274,16 +277,16 @@ def _head(x, config, policy):
         kernel_initializer="zeros",
         bias_initializer="zeros",
         dtype="float32",
-        name="head",
+        name=names.HEAD,
     )(x)  # (B, K)
     if not c.distilled_head:
         return logits
     # DeiT: a second head on the distillation token; inference averages both (timm).
     dist = TokenPooling("distillation", c.num_prefix_tokens, dtype=policy,
-                        name="distillation_pooling")(tokens)  # (B, D)
+                        name=names.DISTILLATION_POOLING)(tokens)  # (B, D)
     dist = keras.layers.Dense(c.num_classes, kernel_initializer="zeros",
-                              bias_initializer="zeros", dtype="float32", name="head_dist")(dist)
-    return keras.layers.Average(dtype="float32", name="head_average")([logits, dist])  # (B, K)
+                              bias_initializer="zeros", dtype="float32", name=names.HEAD_DIST)(dist)
+    return keras.layers.Average(dtype="float32", name=names.HEAD_AVERAGE)([logits, dist])  # (B, K)
 
 
 def ViT(config=None, dtype=None, name=None, **fields):

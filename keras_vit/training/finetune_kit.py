@@ -23,6 +23,7 @@ import re
 
 import keras
 
+from keras_vit import compat
 from keras_vit.errors import ArgumentError
 from keras_vit.models.vit import VisionTransformer
 
@@ -76,7 +77,7 @@ class _LayerDecay:
         self._rate_multipliers = [self.multipliers.get(v.path, 1.0) for v in variables]
 
     def update_step(self, gradient, variable, learning_rate):
-        scale = self._rate_multipliers[self._get_variable_index(variable)]
+        scale = self._rate_multipliers[compat.optimizer_variable_index(self, variable)]
         if scale != 1.0:
             learning_rate = keras.ops.multiply(learning_rate, scale)
         return super().update_step(gradient, variable, learning_rate)
@@ -187,7 +188,7 @@ def check_remat(model):
 def _rematerialised(block):
     """Whether the RematScope a block was built under recomputes it (see
     `TransformerBlock.rematerialized_call`); "larger_than" counts as yes."""
-    mode = getattr(block, "_remat_mode", None)
+    mode = compat.remat_mode(block)
     if mode is None or mode.mode in (None, "activations"):
         return False
     if mode.mode == "list_of_layers":
@@ -237,9 +238,9 @@ def merge_lora(model):
     """
     merged = VisionTransformer(_config(model), dtype=model.dtype_policy, name=model.name)
     values = {v.path: v for v in model.weights}
-    for layer in model._flatten_layers(include_self=False):
+    for layer in compat.all_layers(model):
         if isinstance(layer, keras.layers.Dense) and layer.lora_enabled:
-            values[layer._kernel.path] = layer.kernel  # W + (alpha / r) A B
+            values[compat.lora_base_kernel(layer).path] = layer.kernel  # W + (alpha / r) A B
     for variable in merged.weights:
         variable.assign(values[variable.path])
     return merged
@@ -257,7 +258,7 @@ def _has_head(model):
 
 def _lora_layers(model):
     pattern = re.compile(r"transformer_block_\d+/(?:%s)$" % "|".join(LORA_TARGETS))
-    return [layer for layer in model._flatten_layers(include_self=False)
+    return [layer for layer in compat.all_layers(model)
             if isinstance(layer, keras.layers.Dense) and pattern.search(layer.path)]
 
 
