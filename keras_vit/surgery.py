@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_vit.errors import ArgumentError
+from keras_vit.models import names as parts
 from keras_vit.models.config import RESAMPLE_METHODS
 from keras_vit.models.vit import VisionTransformer
 from keras_vit.utils import check_choice, check_positive_int, to_hw
@@ -54,8 +55,8 @@ def replace_head(model, num_classes, keep_pre_logits=False):
         class_names=None,  # a new head's classes have no names yet
     )
     new = _rebuild(model, config)
-    heads = ("head", "head_dist")  # DeiT's distillation head gets a new zero one too
-    transfer_weights(model, new, skip=heads if keep else heads + ("pre_logits",))
+    heads = (parts.HEAD, parts.HEAD_DIST)  # DeiT's distillation head gets a new zero one too
+    transfer_weights(model, new, skip=heads if keep else heads + (parts.PRE_LOGITS,))
     return new
 
 

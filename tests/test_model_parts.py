@@ -15,3 +15,25 @@ def test_declared_names_are_the_built_models_layers():
     assert not missing, f"declared but not built: {missing}; built: {sorted(built)}"
     assert names.block_name(2) not in built
     assert isinstance(model.get_layer(names.HEAD), keras.layers.Dense)
+
+
+def test_consumers_name_the_models_parts_through_models_names():
+    # Few-shot features, MPP, the fine-tuning kit, surgery and the analysis cut the graph
+    # by the names models/names.py declares, not by literals of their own. (The checkpoint
+    # converters still spell weight paths out: see the issue notes.)
+    import pathlib
+    import re
+
+    import keras_vit
+
+    root = pathlib.Path(keras_vit.__file__).parent
+    literal = re.compile(r"get_layer\(\s*[\"']|[\"']transformer_block_")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("models/", "layers/", "checkpoints/")):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if literal.search(line):
+                found.append(f"{rel}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 
 from keras_vit.errors import ArgumentError
+from keras_vit.models import names as parts
 from keras_vit.models.feature_extractor import vit_config_and_blocks
 from keras_vit.utils import check_positive_int
 
@@ -36,9 +37,9 @@ def position_embedding_similarity(model):
             f"{config.position_embedding!r}); expected 'learned', 'learned_2d' or 'sincos_2d'."
         )
     layer = {
-        "stem": lambda: model.get_layer("patch_encoder").position_embedding_layer,
-        "every_layer": lambda: model.get_layer("position_embedding_0"),
-        "every_layer_shared": lambda: model.get_layer("position_embedding"),
+        "stem": lambda: model.get_layer(parts.PATCH_ENCODER).position_embedding_layer,
+        "every_layer": lambda: model.get_layer(parts.position_embedding_name(0)),
+        "every_layer_shared": lambda: model.get_layer(parts.SHARED_POSITION_EMBEDDING),
     }[config.position_embedding_placement]()
     table = keras.ops.convert_to_numpy(layer.embedding())[0].astype(np.float64)  # (T, D)
     gh, gw = config.grid_size
@@ -73,7 +74,7 @@ def embedding_filters(model, n=28):
     """
     config, _ = vit_config_and_blocks(model)
     n = check_positive_int("n", n)
-    kernel = keras.ops.convert_to_numpy(model.get_layer("patch_embedding").kernel)
+    kernel = keras.ops.convert_to_numpy(model.get_layer(parts.PATCH_EMBEDDING).kernel)
     filters = kernel.astype(np.float64).T  # (D, P*P*C)
     limit = min(filters.shape)
     if n > limit:

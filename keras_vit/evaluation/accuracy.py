@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_vit.errors import ArgumentError
 from keras_vit.evaluation.fewshot import L2_REG, NUM_SEEDS, SHOTS, fewshot_accuracy
+from keras_vit.models import names as parts
 from keras_vit.utils import check_positive_int
 
 
@@ -57,9 +58,9 @@ def feature_model(model):
     Keras models, the input of the last layer.
     """
     names = {layer.name for layer in model.layers}
-    if "head" not in names and "pooling" in names:
+    if parts.HEAD not in names and parts.POOLING in names:
         return model  # include_top=False
-    for name in ("pre_logits", "pooling"):
+    for name in (parts.PRE_LOGITS, parts.POOLING):
         if name in names:
             return keras.Model(model.input, model.get_layer(name).output)
     return keras.Model(model.input, model.layers[-1].input)

@@ -12,6 +12,7 @@ from keras_vit.errors import ArgumentError, DataError
 from keras_vit.evaluation.accuracy import evaluate
 from keras_vit.evaluation.fewshot import L2_REG, NUM_SEEDS, SHOTS
 from keras_vit.evaluation.real import evaluate_real
+from keras_vit.models import names as parts
 
 PREPROCESSING = ("resize", "big_vision")
 
@@ -53,7 +54,7 @@ def evaluation_data(model, data="digits", split="test", fewshot_split="train",
     load_size = (height, width)
     if preprocessing == "big_vision":
         load_size = (round(height * 256 / 224), round(width * 256 / 224))
-    normalise = preprocessing == "big_vision" and "preprocessing" not in {
+    normalise = preprocessing == "big_vision" and parts.PREPROCESSING not in {
         layer.name for layer in model.layers
     }
 
@@ -122,7 +123,7 @@ def evaluate_dataset(model, data="digits", split="test", fewshot_split="train",
             raise ArgumentError("Received an invalid value for argument `shots`: "
                              "fewshot_only needs at least one shot count")
         top_k = ()
-    elif "head" in names and num_outputs != info.num_classes:
+    elif parts.HEAD in names and num_outputs != info.num_classes:
         if not shots:
             raise DataError(
                 f"Received an invalid value for argument `data`: the model has "

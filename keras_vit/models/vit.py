@@ -170,7 +170,7 @@ def _forward(images, config, policy):
             x = shared(x)
         elif absolute and c.position_embedding_placement == "every_layer":
             with keras.RematScope(mode=None):
-                x = position_embedding(f"position_embedding_{i}")(x)
+                x = position_embedding(names.position_embedding_name(i))(x)
         x = TransformerBlock(
             num_heads=c.num_heads,
             mlp_dim=c.mlp_dim,
@@ -242,7 +242,7 @@ def _embed(images, config, policy):
 
     shared = None
     if absolute and c.position_embedding_placement == "every_layer_shared":
-        shared = position_embedding("position_embedding")
+        shared = position_embedding(names.SHARED_POSITION_EMBEDDING)
     return x, position_embedding, shared
 
 

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_vit.errors import ArgumentError
 from keras_vit.layers import Patches
+from keras_vit.models import names as parts
 from keras_vit.pretraining.objectives import (
     DOWNSAMPLED_GRID,
     TARGETS,
@@ -131,17 +132,17 @@ class MaskedPatchPrediction(keras.Model):
         self.seed = seed
 
         # The backbone's own graph, cut where the corruption goes in.
-        patches = backbone.get_layer("patches")
+        patches = backbone.get_layer(parts.PATCHES)
         # Colour targets read the raw pixels, cut as the backbone cuts them but in
         # float32 whatever the policy (bfloat16 would move means across bins).
         self._target_patches = Patches(config.patch_size, dtype="float32", name="target_patches")
         self._embed = keras.Model(
-            backbone.input, [patches.output, backbone.get_layer("patch_embedding").output],
+            backbone.input, [patches.output, backbone.get_layer(parts.PATCH_EMBEDDING).output],
             name="embed",
         )  # images -> (normalised patches (B, N, P*P*C), x_p E (B, N, D))
         self._encode = keras.Model(
-            backbone.get_layer("patch_encoder").input,
-            backbone.get_layer("encoder_norm").output,
+            backbone.get_layer(parts.PATCH_ENCODER).input,
+            backbone.get_layer(parts.ENCODER_NORM).output,
             name="encode",
         )  # x_p E -> encoder output (B, T, D)
         self._num_patches = config.num_patches

@@ -25,12 +25,13 @@ import keras
 
 from keras_vit import compat
 from keras_vit.errors import ArgumentError
+from keras_vit.models import names as parts
 from keras_vit.models.vit import VisionTransformer
 
 # The projections LoRA adapts, by their layer paths inside a TransformerBlock.
 LORA_TARGETS = ("attention/qkv", "attention/output", "mlp/dense_1", "mlp/dense_2")
 # Layers after the last block: they learn at the full rate under layer decay.
-_HEAD_LAYERS = ("encoder_norm", "pooling", "pre_logits", "head")
+_HEAD_LAYERS = (parts.ENCODER_NORM, parts.POOLING, parts.PRE_LOGITS, parts.HEAD)
 
 
 def layer_id(path, num_layers):
@@ -173,7 +174,7 @@ def check_remat(model):
     config = getattr(model, "config", None)
     if config is None or not any(getattr(config, f) for f in fields):
         return model
-    blocks = [layer for layer in model.layers if layer.name.startswith("transformer_block_")]
+    blocks = [layer for layer in model.layers if parts.is_block_name(layer.name)]
     if any(_rematerialised(b) for b in blocks):
         raise ArgumentError(
             "Received an invalid value for argument `remat`: rematerialisation needs a "
@@ -223,7 +224,7 @@ def enable_lora(model, rank, lora_alpha=None):
     for layer in targets:
         layer.enable_lora(rank, lora_alpha=lora_alpha)
     keep = {id(v) for layer in targets for v in (layer.lora_kernel_a, layer.lora_kernel_b)}
-    keep |= {id(v) for v in model.get_layer("head").weights} if _has_head(model) else set()
+    keep |= {id(v) for v in model.get_layer(parts.HEAD).weights} if _has_head(model) else set()
     for variable in model.weights:
         if id(variable) not in keep:
             variable.trainable = False
@@ -253,11 +254,11 @@ def trainable_fraction(model):
 
 
 def _has_head(model):
-    return any(layer.name == "head" for layer in model.layers)
+    return any(layer.name == parts.HEAD for layer in model.layers)
 
 
 def _lora_layers(model):
-    pattern = re.compile(r"transformer_block_\d+/(?:%s)$" % "|".join(LORA_TARGETS))
+    pattern = re.compile(r"%s/(?:%s)$" % (parts.BLOCK_PATTERN, "|".join(LORA_TARGETS)))
     return [layer for layer in compat.all_layers(model)
             if isinstance(layer, keras.layers.Dense) and pattern.search(layer.path)]
 
