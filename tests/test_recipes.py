@@ -42,18 +42,21 @@ def test_default_recipe_per_data_source():
     assert default_recipe("cifar10") == "from_scratch"
 
 
-@pytest.mark.parametrize("n, epochs, batch", [
-    (5_000, 7, 64),         # 79 steps an epoch: 7 epochs = 553 >= 500 updates
-    (3_680, 5, 32),         # Oxford Pets: 115 an epoch, 5 epochs = 575
-    (10_239, 7, 128),       # just under 20 batches of 512: 80 an epoch, 560
-    (50_000, 103, 512),     # CIFAR-10: 10,000 steps (paper) = 102.4 epochs of 98
-    (1_281_167, 4, 512),    # ImageNet: capped at 10,000 steps, 2,503 an epoch
+@pytest.mark.parametrize("n, size, epochs, batch, rate, augment", [
+    (4_000, (28, 28), 45, 32, 0.03, "translate"),  # 125 an epoch, 5,625 updates
+    (5_000, None, 45, 64, 0.03, None),          # 79 an epoch (size unknown: no shifts)
+    (3_680, (384, 384), 45, 32, 0.03, None),    # Oxford Pets: 115 an epoch
+    (100, (32, 32), 72, 16, 0.03, "translate"),  # 7 an epoch: 500 updates at least
+    (10_239, (64, 96), 45, 128, 0.03, None),    # just under 20 batches of 512
+    (50_000, (32, 32), 103, 512, 0.01, None),   # CIFAR-10: 10,000 steps (paper), 98 an epoch
+    (1_281_167, (224, 224), 4, 512, 0.01, None),  # ImageNet: capped at 10,000 steps
 ])
-def test_finetune_plan_steps_and_batch(n, epochs, batch):
-    plan, why = finetune_plan(n)
-    assert (plan["epochs"], plan["batch_size"], plan["learning_rate"]) == (epochs, batch, 0.01)
+def test_finetune_plan_steps_and_batch(n, size, epochs, batch, rate, augment):
+    plan, why = finetune_plan(n, size)
+    assert (plan["epochs"], plan["batch_size"], plan["learning_rate"]) == (epochs, batch, rate)
+    assert plan.get("augment") == augment
     per_epoch = -(-n // batch)
-    assert f"{epochs * per_epoch} steps at batch {batch}" in why
+    assert f"{epochs * per_epoch} steps at batch {batch}, lr {rate:g}" in why
     assert epochs * per_epoch >= 500
 
 
@@ -82,3 +85,25 @@ def test_cli_recipe_flags_reach_train_and_bad_ones_are_one_line(monkeypatch, cap
         assert main(["train", *argv]) != 0
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_finetune_with_no_recipe_sizes_its_run_to_a_small_folder(tmp_path, monkeypatch, capsys):
+    # 36 images of 28 px: small data (batch 16, lr 0.03) and small images (shifts, not
+    # crops and flips), said in one line and recorded; one epoch of it here.
+    import json
+    import os
+    import re
+
+    from keras_vit.training import finetune
+    from tests.test_user_paths import ROOT, _digit_folder
+
+    monkeypatch.setenv("KERAS_VIT_MAX_EPOCHS", "1")
+    data = _digit_folder(tmp_path / "digits28")
+    finetune(os.path.join(ROOT, "weights", "digits", "model.keras"), data=str(data),
+             output_dir=str(tmp_path / "run"), tensorboard=False, jit_compile=False)
+    line = next(l for l in capsys.readouterr().err.splitlines() if "Fine-tuning recipe" in l)
+    # (of the 36, the folder's own validation split holds some out)
+    assert re.search(r"at batch 16, lr 0\.03, on 3\d images", line) and "shifts" in line, line
+    config = json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]
+    assert (config["batch_size"], config["learning_rate"], config["augment"]) == (
+        16, 0.03, "translate")

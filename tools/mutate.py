@@ -461,6 +461,13 @@ MUTATIONS = [
     ("model-part-built-under-another-name", "keras_vit/models/vit.py",
      "name=names.PRE_LOGITS", 'name="representation"',
      ["tests/test_model_parts.py::test_declared_names_are_the_built_models_layers"], {}),
+    ("finetune-small-data-too-few-passes", "keras_vit/training/recipes.py",
+     "        steps = max(low, SMALL_DATA_EPOCHS * -(-num_examples // batch))",
+     "        steps = low", ["tests/test_recipes.py::test_finetune_plan_steps_and_batch"], {}),
+    ("finetune-small-images-crop-and-flip", "keras_vit/training/train.py",
+     "finetune_plan(probe.num_examples, probe.image_size)", "finetune_plan(probe.num_examples)",
+     ["tests/test_recipes.py::test_finetune_with_no_recipe_sizes_its_run_to_a_small_folder"],
+     {}),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__", "*.pyc",

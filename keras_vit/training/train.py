@@ -337,7 +337,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     _, probe = datasets.load_dataset(data, "train", batch_size=1, data_dir=data_dir,
                                      manual_dir=manual_dir)
     if recipe is None and probe.num_examples:  # "finetune", its steps fitted to the data
-        plan, why = finetune_plan(probe.num_examples)
+        plan, why = finetune_plan(probe.num_examples, probe.image_size)
         defaults = dict(FINETUNE_RECIPE, **plan)
         if not any(given[k] is not None for k in plan):
             log(f"Fine-tuning recipe: {why}.", verbose not in (0, False))
