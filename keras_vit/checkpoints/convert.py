@@ -28,7 +28,7 @@ import numpy as np
 from keras_vit.checkpoints import hf, hub, keras_hub, labels, npz, registry, safetensors_io, timm, validate
 from keras_vit.checkpoints.port import CheckpointError, WeightPorter, read_json
 from keras_vit.errors import ArgumentError, DataNotFound, KerasViTError
-from keras_vit.models.config import ViTConfig, field_names
+from keras_vit.models.config import ViTConfig, check_field_names, stem_stride
 from keras_vit.models.variants import variant_config
 from keras_vit.models.vit import VisionTransformer
 from keras_vit.surgery import (
@@ -161,8 +161,7 @@ def _read(path, format, variant, image_size):
 
 def _native_image_size(fields, n_patches, wanted, source):
     """The image size the checkpoint's position embedding was made for."""
-    layers = fields.get("hybrid_layers")
-    step = fields["patch_size"] * (4 * 2 ** (len(layers) - 1) if layers else 1)
+    step = fields["patch_size"] * stem_stride(fields.get("hybrid_layers"))
     if n_patches is None:  # no position embedding: any size
         return wanted or fields.get("image_size", 224)
     for size in (fields.get("image_size"), wanted):  # a recorded size, then the one asked for
@@ -208,11 +207,7 @@ def load(source, format=None, variant=None, dtype=None, name=None, new_head=Fals
     Returns:
         A `keras_vit.VisionTransformer`.
     """
-    unknown = sorted(set(overrides) - set(field_names()))
-    if unknown:
-        raise ArgumentError(
-            f"Unknown ViTConfig field(s) {unknown}. Expected any of: {', '.join(field_names())}"
-        )
+    check_field_names(overrides)
     path, entry = resolve(source, variant)
     if entry is None and path.endswith(".keras"):
         return _from_keras_file(path, dtype, name, new_head, overrides)

@@ -20,6 +20,7 @@ import numpy as np
 from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top
 from keras_vit.checkpoints.validate import (
     TIMM_CONFIG_FIELDS, TIMM_PRETRAINED_CFG_FIELDS, check_fields)
+from keras_vit.models.config import stem_stride
 from keras_vit.models.variants import variant_config
 from keras_vit.utils import to_hw
 
@@ -216,8 +217,7 @@ def infer_config(tensors, source, meta=None):
             no_embed_class = bool(args["no_embed_class"]) and prefix > 0
         elif prefix and meta.get("image_size") is not None:
             hw = to_hw("image_size", meta["image_size"])
-            layers_ = fields.get("hybrid_layers")
-            step = int(patch) * (4 * 2 ** (len(layers_) - 1) if layers_ else 1)
+            step = int(patch) * stem_stride(fields.get("hybrid_layers"))
             tokens = (hw[0] // step) * (hw[1] // step)
             if n in (tokens, tokens + prefix):  # else the model is resized from a square grid
                 no_embed_class = n == tokens

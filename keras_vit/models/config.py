@@ -225,9 +225,7 @@ class ViTConfig:
     @property
     def stem_stride(self):
         """How much the hybrid ResNet stem downsamples (1 without one)."""
-        if self.hybrid_layers is None:
-            return 1
-        return 4 * 2 ** (len(self.hybrid_layers) - 1)
+        return stem_stride(self.hybrid_layers)
 
     @property
     def grid_size(self):
@@ -247,7 +245,7 @@ class ViTConfig:
     # Conversions.
     def replace(self, **changes):
         """A copy with some fields changed (and checked)."""
-        _check_fields(changes)
+        check_field_names(changes)
         if changes.get("num_classes", self.num_classes) != self.num_classes:
             changes.setdefault("class_names", None)  # another head: its names go with it
         return dataclasses.replace(self, **changes)
@@ -262,7 +260,7 @@ class ViTConfig:
 
     @classmethod
     def from_dict(cls, values):
-        _check_fields(values)
+        check_field_names(values)
         values = dict(values)
         for name in ("image_size", "normalization_mean", "normalization_std", "hybrid_layers",
                      "class_names"):
@@ -298,14 +296,27 @@ def _check_dynamic(config):
         )
 
 
+def stem_stride(hybrid_layers):
+    """How much a hybrid ResNet stem of `hybrid_layers` stages downsamples: 4 (the root's
+    stride-2 conv and max pool), then 2 per stage after the first; 1 without a stem."""
+    if not hybrid_layers:
+        return 1
+    return 4 * 2 ** (len(hybrid_layers) - 1)
+
+
 def field_names():
     return [f.name for f in dataclasses.fields(ViTConfig)]
 
 
-def _check_fields(values):
+def check_field_names(values, argument=None):
+    """Refuses names in `values` that are not ViTConfig fields, in one line naming them
+    and the known ones (and `argument`, the parameter they came in, where given)."""
     unknown = sorted(set(values) - set(field_names()))
-    if unknown:
+    if not unknown:
+        return
+    if argument is not None:
         raise ArgumentError(
-            f"Unknown ViTConfig field(s) {unknown}. Expected any of: "
-            f"{', '.join(field_names())}"
-        )
+            f"Received an invalid value for argument `{argument}`: unknown ViTConfig "
+            f"field(s) {', '.join(unknown)}. Known: {', '.join(field_names())}")
+    raise ArgumentError(
+        f"Unknown ViTConfig field(s) {unknown}. Expected any of: {', '.join(field_names())}")

@@ -27,6 +27,7 @@ from keras_vit import compat
 from keras_vit.errors import ArgumentError
 from keras_vit.models import names as parts
 from keras_vit.models.vit import VisionTransformer
+from keras_vit.utils import check_positive_int
 
 # The projections LoRA adapts, by their layer paths inside a TransformerBlock.
 LORA_TARGETS = ("attention/qkv", "attention/output", "mlp/dense_1", "mlp/dense_2")
@@ -210,11 +211,7 @@ def enable_lora(model, rank, lora_alpha=None):
     >>> model = enable_lora(model, rank=4)
     >>> trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     """
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
-        raise ArgumentError(
-            "Received an invalid value for argument `rank`, expected a positive "
-            f"integer. Received: rank={rank!r}"
-        )
+    rank = check_positive_int("rank", rank)
     targets = _lora_layers(model)
     if not targets:
         raise ArgumentError(

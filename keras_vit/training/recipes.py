@@ -10,8 +10,9 @@ import dataclasses
 
 import keras
 
-from keras_vit.training.schedules import WarmupDecay
 from keras_vit.errors import ArgumentError
+from keras_vit.training.schedules import WarmupDecay
+from keras_vit.utils import check_positive_int
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -265,9 +266,4 @@ def make_schedule(learning_rate, epochs, steps_per_epoch, warmup_epochs=0, decay
 def _accumulation(steps):
     if steps is None or steps == 1:
         return None
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ArgumentError(
-            "Received an invalid value for argument `gradient_accumulation_steps`, "
-            f"expected a positive integer. Received: gradient_accumulation_steps={steps!r}"
-        )
-    return steps
+    return check_positive_int("gradient_accumulation_steps", steps)

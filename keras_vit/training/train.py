@@ -31,7 +31,7 @@ from keras_vit.data.image_folder import image_folder_shape, is_image_folder
 from keras_vit.errors import ArgumentError
 from keras_vit.evaluation import evaluate
 from keras_vit.models import VisionTransformer, ViTConfig, variant_config
-from keras_vit.models.config import field_names
+from keras_vit.models.config import check_field_names
 from keras_vit.training import finetune_kit
 from keras_vit.training.recipes import (
     DIGITS_MODEL,
@@ -66,12 +66,7 @@ def build_model(model, info, image_size=None, dtype=None, keep_patch=True, **fie
     patches is refused with the sizes that do (`keep_patch=False`, for a recipe's own
     default variant, picks a patch that does and says so).
     """
-    unknown = sorted(set(fields) - set(field_names()))
-    if unknown:
-        raise ArgumentError(
-            "Received an invalid value for argument `model_fields`: unknown ViTConfig "
-            f"field(s) {', '.join(unknown)}. Known: {', '.join(field_names())}"
-        )
+    check_field_names(fields, "model_fields")
     fields = {k: v for k, v in fields.items() if v is not None}
     shape = dict(image_size=image_size or info.image_size, num_channels=info.num_channels,
                  num_classes=info.num_classes)
