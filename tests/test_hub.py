@@ -45,9 +45,9 @@ def logits(model, x):
     return keras.ops.convert_to_numpy(model(x))
 
 
-def cache_repo(cache, repo_id, folder=None, files=None):
+def cache_repo(cache, repo_id, folder=None, files=None, revision="main"):
     """Lays `folder`'s files (or `files`, name -> bytes) into the hub cache as
-    hf_hub_download does: blobs named by their hash, snapshot symlinks, refs/main."""
+    hf_hub_download does: blobs named by their hash, snapshot symlinks, refs/REVISION."""
     from huggingface_hub import file_download as fd
 
     files = dict(files or {})
@@ -63,7 +63,7 @@ def cache_repo(cache, repo_id, folder=None, files=None):
         pointer = os.path.join(storage, "snapshots", COMMIT, name)
         os.makedirs(os.path.dirname(pointer), exist_ok=True)
         fd._create_symlink(blob, pointer, new_blob=True)
-    fd._cache_commit_hash_for_specific_revision(storage, "main", COMMIT)
+    fd._cache_commit_hash_for_specific_revision(storage, revision, COMMIT)
     return storage
 
 
@@ -146,8 +146,47 @@ def test_pickled_only_repo_refused(offline_cache):
     os.makedirs(os.path.join(storage, ".no_exist", COMMIT))
     open(os.path.join(storage, ".no_exist", COMMIT, "model.safetensors"), "w").close()
     assert hub.try_to_load_from_cache("acme/old", "model.safetensors") is fd._CACHED_NO_EXIST
-    with pytest.raises(CheckpointError, match=r"hf://acme/old has no model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"hf://acme/old has no model.safetensors.*"
+                                              r"name its revision: hf://acme/old@refs/pr/N"):
         keras_vit.ViT(weights="hf://acme/old")
+
+
+def test_a_cached_repo_loads_without_opening_a_connection(tmp_path, offline_cache, monkeypatch):
+    """No network at run time but an explicit download: with the repo cached and
+    HF_HUB_OFFLINE=1, a hub name is read with every socket connection refused."""
+    import socket
+
+    _, cache = offline_cache
+    model = perturbed(seed=3)
+    export_checkpoint(model, tmp_path / "hf", format="hf")
+    cache_repo(cache, "acme/tiny-vit", tmp_path / "hf")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a network connection was opened: {args[1:] or kwargs}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    got = keras_vit.ViT(weights="hf://acme/tiny-vit")
+    x = pixels()
+    a = logits(model, x)
+    assert np.abs(a - logits(got, x)).max() <= 1e-5 * np.abs(a).max()
+
+
+def test_a_pull_request_revision_from_the_cache(tmp_path, offline_cache):
+    """google/vit-large-patch16-224 and facebook/deit-base-patch16-224 have their
+    model.safetensors only in an open pull request: the registry names them @refs/pr/N."""
+    hub, cache = offline_cache
+    model = perturbed(seed=2)
+    export_checkpoint(model, tmp_path / "hf", format="hf")
+    storage = cache_repo(cache, "acme/pr-only", tmp_path / "hf", revision="refs/pr/2")
+    assert os.path.isfile(os.path.join(storage, "refs", "refs", "pr", "2"))
+    assert not hub.scan_cache_dir(cache).warnings
+    got = keras_vit.convert_checkpoint("hf://acme/pr-only@refs/pr/2")
+    x = pixels()
+    a = logits(model, x)
+    assert np.abs(a - logits(got, x)).max() <= 1e-5 * np.abs(a).max()
+    with pytest.raises(CheckpointError, match=r"not in the hub cache"):  # main was never cached
+        keras_vit.convert_checkpoint("hf://acme/pr-only")
 
 
 def test_bad_names_and_no_huggingface_hub(monkeypatch):
@@ -169,3 +208,75 @@ def test_registry_lists_hub_names():
     path = os.path.join(os.path.dirname(__file__), "..", "weights", "CHECKPOINTS.md")
     with open(path) as f:
         assert registry.hub_markdown_table() in f.read()  # the doc is regenerated
+    assert all(c.source and c.licence for c in registry.HUB_CHECKPOINTS)
+
+
+TIMM_CFGS = os.path.join(os.path.dirname(__file__), "fixtures", "timm_pretrained_cfgs.json")
+
+
+def test_registry_timm_entries_say_what_timms_pretrained_cfgs_say():
+    """Each hf://timm/ entry against timm's own cfg of that name, as timm gives it
+    (tests/fixtures/make_timm_pretrained_cfgs.py): size, classes, mean/std, licence."""
+    from keras_vit.checkpoints import registry
+
+    with open(TIMM_CFGS) as f:
+        cfgs = json.load(f)["cfgs"]
+    timm_entries = [c for c in registry.HUB_CHECKPOINTS if c.name.startswith("hf://timm/")]
+    assert len(timm_entries) >= 8
+    for c in timm_entries:
+        name = c.name[len("hf://timm/"):]
+        assert name in cfgs, f"{name}: rerun tests/fixtures/make_timm_pretrained_cfgs.py"
+        cfg = cfgs[name]
+        assert cfg["hf_hub_id"] == f"timm/{name}", name
+        assert cfg["input_size"] == [3, c.resolution, c.resolution], name
+        assert cfg["num_classes"] == c.num_classes, name
+        assert cfg["mean"] == pytest.approx(c.normalization_mean, abs=1e-9), name
+        assert cfg["std"] == pytest.approx(c.normalization_std, abs=1e-9), name
+        assert cfg["license"] == c.licence, name
+
+
+def test_registry_pins_the_facts_a_wrong_edit_would_break():
+    """Numbers as the sources print them (timm.data.constants, the repos' config.json and
+    preprocessor_config.json), typed here, not read from the code under test."""
+    from keras_vit.checkpoints import registry
+
+    by_name = {c.name: c for c in registry.HUB_CHECKPOINTS}
+
+    def facts(name):
+        c = by_name[name]
+        return c.resolution, c.num_classes, c.normalization_mean, c.normalization_std
+
+    half = (0.5, 0.5, 0.5)
+    imagenet = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    clip = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    assert facts("hf://timm/vit_base_patch16_clip_224.openai_ft_in1k") == (224, 1000, *clip)
+    assert facts("hf://timm/deit_base_patch16_224.fb_in1k") == (224, 1000, *imagenet)
+    assert facts("hf://timm/vit_small_patch14_dinov2.lvd142m") == (518, 0, *imagenet)
+    assert facts("hf://facebook/dinov2-small") == (518, 0, *imagenet)
+    assert facts("hf://timm/vit_base_patch16_224.augreg_in21k") == (224, 21843, half, half)
+    assert facts("hf://timm/vit_base_patch16_384.augreg_in21k_ft_in1k") == (384, 1000, half, half)
+    assert facts("hf://timm/vit_base_patch16_siglip_256.webli") == (256, 0, half, half)
+    # HF's DeiT folder: its preprocessor_config.json (and model card) say 0.5, not ImageNet's
+    assert facts("hf://facebook/deit-base-patch16-224@refs/pr/3") == (224, 1000, half, half)
+    assert facts("hf://google/vit-base-patch16-224-in21k") == (224, 0, half, half)
+    # the HF readers' defaults where a folder has no preprocessor_config.json agree
+    from keras_vit.checkpoints import hf
+
+    assert hf._DEFAULT_NORMALIZATION["clip_vision_model"] == clip
+    assert hf._DEFAULT_NORMALIZATION["dinov2"] == imagenet
+
+
+@pytest.mark.live
+def test_timm_pretrained_cfgs_fixture_is_timms():
+    """Where timm imports: the committed cfgs are still what timm says."""
+    from tests.live import require
+
+    timm = require("timm")
+    with open(TIMM_CFGS) as f:
+        cfgs = json.load(f)["cfgs"]
+    for name, want in cfgs.items():
+        cfg = timm.models.get_pretrained_cfg(name)
+        got = dict(input_size=list(cfg.input_size), num_classes=cfg.num_classes,
+                   mean=list(cfg.mean), std=list(cfg.std), license=cfg.license,
+                   hf_hub_id=cfg.hf_hub_id)
+        assert got == want, name

@@ -32,6 +32,7 @@ import re
 import numpy as np
 
 from keras_vit.checkpoints.port import CheckpointError, conv_to_dense_kernel, port_top, read_json
+from keras_vit.checkpoints.registry import IMAGENET, OPENAI_CLIP
 from keras_vit.checkpoints.validate import HF_CONFIG_FIELDS, HF_PREPROCESSOR_FIELDS, check_fields
 
 MODEL_TYPES = ("vit", "deit", "clip_vision_model", "clip", "dinov2", "dinov2_with_registers",
@@ -47,15 +48,9 @@ REFUSED = {
     "model has one fixed grid. SigLIP 2's fixed-resolution checkpoints (model_type "
     "siglip) load",
 }
-_DEFAULT_NORMALIZATION = {"vit": ((0.5,), (0.5,)),
-                          "deit": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                          "clip_vision_model": ((0.48145466, 0.4578275, 0.40821073),
-                                                (0.26862954, 0.26130258, 0.27577711)),
-                          "clip": ((0.48145466, 0.4578275, 0.40821073),
-                                   (0.26862954, 0.26130258, 0.27577711)),
-                          "dinov2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                          "dinov2_with_registers": ((0.485, 0.456, 0.406),
-                                                    (0.229, 0.224, 0.225)),
+_DEFAULT_NORMALIZATION = {"vit": ((0.5,), (0.5,)), "deit": IMAGENET,
+                          "clip_vision_model": OPENAI_CLIP, "clip": OPENAI_CLIP,
+                          "dinov2": IMAGENET, "dinov2_with_registers": IMAGENET,
                           "siglip_vision_model": ((0.5,), (0.5,)), "siglip": ((0.5,), (0.5,))}
 
 _EXACT = ("gelu",)

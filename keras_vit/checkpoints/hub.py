@@ -94,7 +94,8 @@ def download(source):
             raise CheckpointError(
                 f"{source} has no {WEIGHTS}: keras_vit reads single-file safetensors "
                 "only (never pytorch_model.bin or other pickles; sharded weights are "
-                "not supported).") from error
+                "not supported). Where the repo's safetensors conversion is an open pull "
+                f"request, name its revision: hf://{repo_id}@refs/pr/N.") from error
         try:
             fetch("preprocessor_config.json")
         except errors.EntryNotFoundError:  # absent (or absent from an offline cache)

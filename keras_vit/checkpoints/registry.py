@@ -139,62 +139,113 @@ def markdown_table():
     return "\n".join(rows)
 
 
+# Normalisations as the sources spell them (mean, std of [0, 1] pixels): timm's
+# timm.data.constants and the HF image processors' defaults use these same numbers.
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # x/127.5 - 1: timm's IMAGENET_INCEPTION_MEAN/STD
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # IMAGENET_DEFAULT_MEAN/STD
+OPENAI_CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+NORMALIZATIONS = {"0.5": HALF, "imagenet": IMAGENET, "openai_clip": OPENAI_CLIP}
+_NORMALIZATION_NAMES = {"0.5": "x/127.5 - 1", "imagenet": "ImageNet mean/std",
+                        "openai_clip": "OpenAI CLIP mean/std"}
+
+
 # Hub names: the most used timm and HF ViT repos, resolved by
-# keras_vit.checkpoints.hub (pass the name as weights= or to convert). Facts
-# from each repo's config files and model card; `loads` says whether this
-# version reads the repo (else what is missing).
+# keras_vit.checkpoints.hub (pass the name as weights= or to convert). Each entry
+# names where its facts came from (`source`), checked on 2026-12-07:
+# - timm repos: timm's pretrained cfg of that name (timm 1.0.31,
+#   timm/models/vision_transformer.py and deit.py: `input_size`, `num_classes`,
+#   `mean`/`std`, `license`, the default `_cfg`'s where an entry sets none),
+#   which is also what the repo's config.json `pretrained_cfg` holds, and the
+#   licence on the repo's model card (the same in every case here).
+#   tests/fixtures/timm_pretrained_cfgs.json holds those cfgs as timm gives them.
+# - HF repos: the repo's config.json (`image_size`, `id2label`),
+#   preprocessor_config.json (`image_mean`/`image_std`), the licence on its model
+#   card, and its file list (keras_vit reads model.safetensors only: where main
+#   has none, `name` pins the revision that has one).
+# A licence the source does not state is "not stated", never a guess.
 @dataclasses.dataclass(frozen=True)
 class HubCheckpoint:
-    name: str  # "hf://owner/repo"
-    resolution: int
+    name: str  # "hf://owner/repo" or "hf://owner/repo@revision"
+    resolution: int  # the size its position embeddings are for (what the converted model takes)
     num_classes: int  # 0: no classifier (features)
-    normalization: str  # "0.5" (x/127.5 - 1) or "imagenet" (mean/std of ImageNet)
-    licence: str  # as the model card states it
+    normalization: str  # a key of NORMALIZATIONS: "0.5", "imagenet" or "openai_clip"
+    licence: str  # as the model card states it, or "not stated"
+    source: str  # where these facts were read
     loads: str = "yes"
     description: str = ""
 
+    @property
+    def normalization_mean(self):
+        return NORMALIZATIONS[self.normalization][0]
 
-_TIMM_AUGREG = "timm, AugReg; config.json + model.safetensors"
+    @property
+    def normalization_std(self):
+        return NORMALIZATIONS[self.normalization][1]
+
+
+def _timm(name, resolution, num_classes, normalization, description, licence="apache-2.0"):
+    return HubCheckpoint(
+        f"hf://timm/{name}", resolution, num_classes, normalization, licence,
+        source=f"timm pretrained cfg `{name}`; model card", description=description)
+
+
+def _hf(repo, resolution, num_classes, normalization, description, licence="apache-2.0",
+        revision=None, loads="yes"):
+    name = f"hf://{repo}" + (f"@{revision}" if revision else "")
+    return HubCheckpoint(
+        name, resolution, num_classes, normalization, licence,
+        source="config.json, preprocessor_config.json, model card", loads=loads,
+        description=description)
+
+
+_AUGREG_FT = "AugReg (Steiner et al. 2021): ImageNet-21k, fine-tuned on ImageNet-1k"
+_NO_SAFETENSORS = ("main has pytorch_model.bin only; the safetensors conversion is the "
+                   "open pull request {}")
 HUB_CHECKPOINTS = (
-    HubCheckpoint("hf://timm/vit_base_patch16_224.augreg2_in21k_ft_in1k", 224, 1000, "0.5",
-                  "apache-2.0",
-                  description="timm, AugReg B/16 fine-tuned again by timm (augreg2)"),
-    HubCheckpoint("hf://timm/vit_base_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
-                  "apache-2.0", description=_TIMM_AUGREG),
-    HubCheckpoint("hf://timm/vit_base_patch16_384.augreg_in21k_ft_in1k", 384, 1000, "0.5",
-                  "apache-2.0", description=_TIMM_AUGREG),
-    HubCheckpoint("hf://timm/vit_base_patch16_224.augreg_in21k", 224, 21843, "0.5",
-                  "apache-2.0", description=_TIMM_AUGREG),
-    HubCheckpoint("hf://timm/vit_small_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
-                  "apache-2.0", description=_TIMM_AUGREG),
-    HubCheckpoint("hf://timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
-                  "apache-2.0", description=_TIMM_AUGREG),
-    HubCheckpoint("hf://timm/vit_large_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5",
-                  "apache-2.0", description=_TIMM_AUGREG),
-    HubCheckpoint("hf://timm/deit_base_patch16_224.fb_in1k", 224, 1000, "imagenet",
-                  "apache-2.0", description="timm, DeiT-B (Touvron et al. 2021)"),
-    HubCheckpoint("hf://google/vit-base-patch16-224", 224, 1000, "0.5", "apache-2.0",
-                  description="HF ViTForImageClassification (in21k, fine-tuned on in1k)"),
-    HubCheckpoint("hf://google/vit-base-patch16-384", 384, 1000, "0.5", "apache-2.0",
-                  description="HF ViTForImageClassification"),
-    HubCheckpoint("hf://google/vit-large-patch16-224", 224, 1000, "0.5", "apache-2.0",
-                  description="HF ViTForImageClassification"),
-    HubCheckpoint("hf://google/vit-base-patch16-224-in21k", 224, 0, "0.5", "apache-2.0",
-                  description="HF ViTModel with pooler, no classifier: features or a new head"),
-    HubCheckpoint("hf://facebook/deit-base-patch16-224", 224, 1000, "imagenet", "apache-2.0",
-                  description="HF ViTForImageClassification layout of DeiT-B"),
-    HubCheckpoint("hf://facebook/dinov2-small", 224, 0, "imagenet", "apache-2.0",
-                  description="HF Dinov2Model, features"),
+    _timm("vit_base_patch16_224.augreg2_in21k_ft_in1k", 224, 1000, "0.5",
+          "AugReg B/16, ImageNet-21k, fine-tuned on ImageNet-1k again by timm (augreg2)"),
+    _timm("vit_base_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5", _AUGREG_FT),
+    _timm("vit_base_patch16_384.augreg_in21k_ft_in1k", 384, 1000, "0.5", _AUGREG_FT + " at 384"),
+    _timm("vit_base_patch16_224.augreg_in21k", 224, 21843, "0.5",
+          "AugReg B/16, ImageNet-21k pre-training (its 21843-way head)"),
+    _timm("vit_small_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5", _AUGREG_FT),
+    _timm("vit_tiny_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5", _AUGREG_FT),
+    _timm("vit_large_patch16_224.augreg_in21k_ft_in1k", 224, 1000, "0.5", _AUGREG_FT),
+    _timm("deit_base_patch16_224.fb_in1k", 224, 1000, "imagenet",
+          "DeiT-B (Touvron et al. 2021), ImageNet-1k"),
+    _timm("vit_base_patch16_clip_224.openai_ft_in1k", 224, 1000, "openai_clip",
+          "OpenAI CLIP B/16 image tower (pre_norm), fine-tuned on ImageNet-1k by timm "
+          "(exact GELU, as timm builds it)"),
+    _timm("vit_base_patch16_siglip_256.webli", 256, 0, "0.5",
+          "SigLIP B/16 image tower (no class token, MAP head), features"),
+    _timm("vit_small_patch14_dinov2.lvd142m", 518, 0, "imagenet",
+          "DINOv2 S/14 (layer scale; 37x37 position grid), features"),
+    _hf("google/vit-base-patch16-224", 224, 1000, "0.5",
+        "HF ViTForImageClassification (ImageNet-21k, fine-tuned on ImageNet-1k)"),
+    _hf("google/vit-base-patch16-384", 384, 1000, "0.5", "HF ViTForImageClassification"),
+    _hf("google/vit-large-patch16-224", 224, 1000, "0.5",
+        "HF ViTForImageClassification; " + _NO_SAFETENSORS.format("refs/pr/2"),
+        revision="refs/pr/2", loads="at refs/pr/2 only"),
+    _hf("google/vit-base-patch16-224-in21k", 224, 0, "0.5",
+        "HF ViTModel with pooler, no classifier (zeroed by Google): features or a new head"),
+    _hf("facebook/deit-base-patch16-224", 224, 1000, "0.5",
+        "HF ViTForImageClassification layout of DeiT-B; its preprocessor and card say mean = "
+        "std = 0.5 where timm's DeiT cfg says ImageNet mean/std; "
+        + _NO_SAFETENSORS.format("refs/pr/3"),
+        revision="refs/pr/3", loads="at refs/pr/3 only"),
+    _hf("facebook/dinov2-small", 518, 0, "imagenet",
+        "HF Dinov2Model, features; config.json image_size 518 (37x37 grid), its processor "
+        "crops 224"),
 )
 
 
 def hub_markdown_table():
     """The hub names as a Markdown table (for weights/CHECKPOINTS.md)."""
-    norm = {"0.5": "x/127.5 - 1", "imagenet": "ImageNet mean/std"}
-    rows = ["| name | resolution | classes | normalisation | licence | loads | what |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| name | resolution | classes | normalisation | licence | loads | what | facts from |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in HUB_CHECKPOINTS:
         rows.append(
             f"| `{c.name}` | {c.resolution} | {c.num_classes or 'features'} | "
-            f"{norm[c.normalization]} | {c.licence} | {c.loads} | {c.description} |")
+            f"{_NORMALIZATION_NAMES[c.normalization]} | {c.licence} | {c.loads} | "
+            f"{c.description} | {c.source} |")
     return "\n".join(rows)
