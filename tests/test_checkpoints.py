@@ -6,8 +6,10 @@ that code's logits on the same raw pixels; converted models must match to
 1e-4 of the logits' scale. These run in the default environment (no torch).
 """
 
+import glob
 import json
 import os
+import re
 import shutil
 
 import keras
@@ -456,3 +458,33 @@ def test_timm_hybrid_r50_stem_matches_timm():
     assert (c.hybrid_layers, c.hybrid_width, c.patch_size, c.grid_size) == ((1,), 32, 1, (8, 8))
     assert model.get_layer("stem_conv").epsilon == 1e-8
     assert_logits_match(model, np.load(os.path.join(FIXTURES, "timm_hybrid_logits.npy")))
+
+
+def test_live_tests_are_marked_and_transformers_is_in_the_test_extra():
+    """Issue 21's "What must hold": the live variants are marked `live`, and CI's venv
+    (`pip install ".[tf,test]"`) has transformers, so those tests run there. timm and
+    keras-hub stay out of the extra: timm's torchvision does not load beside CI's torch
+    2.13.0 and keras-hub's tensorflow-text installs the full TensorFlow wheel over
+    tensorflow-cpu (tests/live.py skips, saying so)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    with open(os.path.join(root, "pyproject.toml")) as f:
+        text = f.read()
+    extra = re.search(r"^test = \[(.*?)^\]", text, re.S | re.M).group(1)
+    assert re.search(r'^\s*"transformers[<>=]', extra, re.M)
+    assert not re.search(r'^\s*"(timm|keras-hub|keras_hub)', extra, re.M)
+    assert re.search(r'^\s*"live: ', text, re.M)  # the marker is declared
+    checked = 0
+    names = ("test_checkpoints_live.py", "test_checkpoints_families_live.py",
+             "test_export_checkpoint.py", "test_keras_hub.py", "test_hub.py")
+    live_files = {os.path.basename(p) for p in glob.glob(os.path.join(root, "tests", "*_live.py"))}
+    assert live_files <= set(names), live_files  # a new *_live.py file: add it here
+    for path in (os.path.join(root, "tests", name) for name in names):
+        with open(path) as f:
+            source = f.read()
+        module_marked = re.search(r"^pytestmark = pytest\.mark\.live$", source, re.M)
+        assert module_marked or not path.endswith("_live.py"), path
+        for decorators, name in re.findall(r"((?:^@.*\n)*)^def (test_\w*_live\w*)\(",
+                                            source, re.M):
+            assert module_marked or "@pytest.mark.live" in decorators, f"{path}::{name}"
+            checked += 1
+    assert checked >= 10

@@ -16,8 +16,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.live import require
+
+pytestmark = pytest.mark.live
 torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+transformers = require("transformers")
 
 import keras  # noqa: E402
 
@@ -124,7 +127,7 @@ def test_hf_siglip_without_head_live(tmp_path):
 def test_timm_dinov2_live(tmp_path, arch):
     """timm's DINOv2 (layer scale, patch 14, registers with no_embed_class) as a bare state
     dict, at its size and at one timm builds from it (its checkpoint_filter_fn's resize)."""
-    timm = pytest.importorskip("timm")
+    timm = require("timm")
     from safetensors.torch import save_file
     from timm.models.vision_transformer import checkpoint_filter_fn
 

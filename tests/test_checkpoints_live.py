@@ -14,6 +14,9 @@ import functools
 import numpy as np
 import pytest
 
+from tests.live import require
+
+pytestmark = pytest.mark.live
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors.torch")
 
@@ -48,7 +51,7 @@ def check(model, px, reference):
 @pytest.mark.parametrize("image, class_token, no_embed_class", [
     ((32, 24), True, False), ((32, 32), False, False), ((24, 24), True, True)])
 def test_timm_live(tmp_path, image, class_token, no_embed_class):
-    vt = pytest.importorskip("timm.models.vision_transformer")
+    vt = require("timm.models.vision_transformer")
     from safetensors.torch import save_file
 
     model = vt.VisionTransformer(
@@ -67,7 +70,7 @@ def test_timm_live(tmp_path, image, class_token, no_embed_class):
 
 @pytest.mark.parametrize("act", ["gelu", "gelu_pytorch_tanh"])
 def test_hf_live(tmp_path, act):
-    transformers = pytest.importorskip("transformers")
+    transformers = require("transformers")
     config = transformers.ViTConfig(
         hidden_size=24, num_hidden_layers=2, num_attention_heads=3, intermediate_size=40,
         image_size=32, patch_size=8, num_labels=4, hidden_act=act, layer_norm_eps=1e-6)
@@ -81,7 +84,7 @@ def test_hf_live(tmp_path, act):
 
 
 def test_hf_vit_model_pooler_is_pre_logits(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = require("transformers")
     config = transformers.ViTConfig(
         hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=40,
         image_size=32, patch_size=8)
@@ -102,7 +105,7 @@ def test_hf_vit_model_pooler_is_pre_logits(tmp_path):
 
 def test_original_npz_live_against_timm_load_weights(tmp_path):
     """An .npz written from a timm model by the inverse mapping, read back by timm."""
-    vt = pytest.importorskip("timm.models.vision_transformer")
+    vt = require("timm.models.vision_transformer")
     d, heads = 24, 3
     gelu_tanh = functools.partial(torch.nn.GELU, approximate="tanh")
     model = vt.VisionTransformer(img_size=32, patch_size=8, embed_dim=d, depth=2, num_heads=heads,
@@ -144,7 +147,7 @@ def test_original_npz_live_against_timm_load_weights(tmp_path):
 def test_timm_hybrid_live(tmp_path):
     """R50+ViT: timm's ResNetV2 (preact=False, "same" stem, StdConv2dSame eps 1e-8,
     GroupNorm) under HybridEmbed, made tiny, against the Keras hybrid stem."""
-    vt = pytest.importorskip("timm.models.vision_transformer")
+    vt = require("timm.models.vision_transformer")
     from safetensors.torch import save_file
     from timm.layers import StdConv2dSame
     from timm.models.resnetv2 import ResNetV2

@@ -21,6 +21,7 @@ import pytest
 import keras_vit
 from keras_vit.checkpoints import CheckpointError
 from keras_vit.checkpoints.export import export_checkpoint
+from tests.live import require
 
 TINY = dict(image_size=(32, 48), patch_size=16, hidden_size=32, num_layers=2, num_heads=2,
             mlp_dim=64, num_classes=5)
@@ -157,10 +158,11 @@ def _torch_input(model, x):
     return torch.from_numpy(((x / 255 - mean) / std).transpose(0, 3, 1, 2).copy())
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("case", list(CASES) + ["other_size_head", "after_surgery"])
 def test_timm_live(tmp_path, case):
-    timm = pytest.importorskip("timm")
-    import torch
+    timm = require("timm")
+    torch = require("torch")
 
     if case == "after_surgery":
         model = after_surgery_and_finetuning()
@@ -184,10 +186,11 @@ def test_timm_live(tmp_path, case):
         assert np.abs(want - got).max() <= 1e-4 * np.abs(want).max()
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("top", [True, False, "after_surgery"])
 def test_hf_live(tmp_path, top):
-    transformers = pytest.importorskip("transformers")
-    import torch
+    transformers = require("transformers")
+    torch = require("torch")
 
     if top == "after_surgery":
         model = after_surgery_and_finetuning()

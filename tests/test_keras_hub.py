@@ -111,3 +111,27 @@ def test_a_classifier_without_its_weights_file_is_refused(tmp_path):
     os.remove(os.path.join(folder, "task.weights.h5"))
     with pytest.raises(CheckpointError, match="has task.json but no task.weights.h5"):
         load_preset(folder)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("image_shape, patch_size", [((48, 32, 3), 16), ((28, 42, 1), 14)])
+def test_backbone_preset_live(tmp_path, image_shape, patch_size):
+    """Where keras-hub is installed: a fresh random ViTBackbone (weights drawn off their
+    init, so a dropped norm or bias shows), saved with its own save_to_preset."""
+    from tests.live import require
+
+    keras_hub = require("keras_hub")
+    import keras
+
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=image_shape, patch_size=patch_size, num_layers=2, num_heads=3,
+        hidden_dim=24, mlp_dim=40)
+    rng = np.random.default_rng(5)
+    for v in backbone.weights:
+        v.assign(keras.ops.convert_to_numpy(v) + rng.normal(0, 0.2, v.shape).astype("float32"))
+    backbone.save_to_preset(str(tmp_path / "preset"))
+    x = rng.normal(0, 1, (2, *image_shape)).astype("float32")
+    want = keras.ops.convert_to_numpy(backbone(x))
+    got = keras.ops.convert_to_numpy(load_preset(str(tmp_path / "preset"))(x))
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
