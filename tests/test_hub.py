@@ -123,6 +123,27 @@ def test_convert_cli_offline(tmp_path, offline_cache):
     assert "not in the hub cache" in missing.stderr
 
 
+def test_finetune_weights_from_the_hub_cli(tmp_path, offline_cache):
+    """`keras-vit finetune --weights hf://...` (issue 21, item 2) in a fresh process,
+    offline: the run starts from the hub model's backbone with a new 10-way digits head."""
+    _, cache = offline_cache
+    model = perturbed()
+    export_checkpoint(model, tmp_path / "hf", format="hf")
+    cache_repo(cache, "acme/tiny-vit", tmp_path / "hf")
+    env = dict(os.environ, HF_HUB_CACHE=cache, HF_HUB_OFFLINE="1")
+    run = subprocess.run([sys.executable, "-m", "keras_vit", "finetune", "--weights",
+                          "hf://acme/tiny-vit", "--epochs", "1", "--no-tensorboard",
+                          "--output-dir", str(tmp_path / "run")],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with open(tmp_path / "run" / "metrics.json") as f:
+        config = json.load(f)["config"]
+    assert config["weights"] == "hf://acme/tiny-vit"
+    built = config["model_config"]
+    assert (built["hidden_size"], built["num_layers"], built["patch_size"]) == (32, 2, 16)
+    assert built["num_classes"] == 10  # digits' head, not the hub model's 5
+
+
 def test_unsupported_architecture_refused_before_the_weights(offline_cache):
     _, cache = offline_cache
     cache_repo(cache, "acme/swin", files={"config.json": json.dumps(
