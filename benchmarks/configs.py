@@ -66,7 +66,7 @@ class Runner:
     """One row of the table: a framework, its backend and how it compiles.
 
     Args:
-        framework: "keras_vit", "keras_hub" or "timm".
+        framework: "keras_vit", "keras_hub", "zeromodels" or "timm".
         backend: Keras backend ("tensorflow", "jax", "torch"), or "torch" for timm.
         jit_compile: for Keras, the `jit_compile` passed to `compile` ("auto"
             is what a user gets); for timm, "compile" wraps the model in
@@ -87,7 +87,7 @@ class Runner:
         return f"{self.framework} ({self.backend}{jit})"
 
 
-FRAMEWORKS = ("keras_vit", "keras_hub", "timm")
+FRAMEWORKS = ("keras_vit", "keras_hub", "zeromodels", "timm")
 
 CPU_CONFIGS = (
     # CIFAR-sized training: 32x32, patch 4, width 192, depth 6, heads 3, MLP 768.
@@ -132,6 +132,8 @@ def default_runners(device="cpu", pythons=None):
         Runner("keras_vit", "jax", python=py("keras_vit")),
         Runner("keras_hub", "tensorflow", python=py("keras_hub")),
         Runner("keras_hub", "tensorflow", "True", python=py("keras_hub")),
+        # another Keras 3 ViT; Keras' "auto" leaves XLA off on a CPU (issue 19 lead 5)
+        Runner("zeromodels", "tensorflow", python=py("zeromodels")),
         Runner("timm", "torch", "eager", python=py("timm")),
     ]
 

@@ -1,9 +1,9 @@
-"""Throughput, memory and MFU of keras_vit against its peers (keras-hub, timm).
+"""Throughput, memory and MFU of keras_vit against its peers (keras-hub, ZeroModels, timm).
 
 `run_benchmark` is behind `keras-vit benchmark` (a thin command that finds this
 folder in a source checkout) and `python -m benchmarks.driver`. Every framework
 runs in its own worker process (`workers.py`, under its own interpreter, so
-timm can come from a PyTorch environment and keras-hub from another; see
+timm can come from a PyTorch environment, keras-hub and ZeroModels from others; see
 `make_peer_envs.sh`), built and warmed up once; the driver then interleaves the
 workers rep by rep (keras_vit, keras-hub, timm, keras_vit, ...) so that drift
 of the machine hits all of them alike, and reports medians and ratios
@@ -136,7 +136,8 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
         {"configs": [{"config": dict, "rows": [row, ...], "matmul": {...}}],
          "machine": {...}, "date": ..., "reps": reps}; a row has "label",
         "images_per_s" (median), "all" (each rep), "peak_rss_mib", "versions",
-        "flops_per_s", "fraction_of_peak", or "error" when it could not run.
+        "flops_per_s", "fraction_of_peak", "parameters" (trainable, as the worker
+        counted them), or "error" when it could not run.
     """
     if device not in ("cpu", "gpu"):
         raise ValueError(f"Received an invalid value for argument `device`, expected "
@@ -189,7 +190,7 @@ def run_benchmark(configs=None, runners=None, device="cpu", reps=3, threads=None
                     workers[i] = None
                 else:
                     row.update(versions=ready["versions"], setup_s=ready["setup_s"],
-                               jit=ready.get("jit"))
+                               jit=ready.get("jit"), parameters=ready.get("parameters"))
                     log(f"   {runner.label}: ready in {ready['setup_s']:.1f} s")
                 rows.append(row)
             for rep in range(reps):
@@ -248,7 +249,7 @@ def how_to_enable(runner):
 
 # Where benchmarks/make_peer_envs.sh puts the peers' virtual environments.
 ENVS = os.path.join("benchmarks", "envs")
-PEER_ENVS = {"keras_hub": "keras-hub", "timm": "timm"}
+PEER_ENVS = {"keras_hub": "keras-hub", "zeromodels": "zeromodels", "timm": "timm"}
 
 
 def default_pythons():
@@ -396,7 +397,7 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="fewer steps per repetition")
     parser.add_argument("--only", choices=("train", "inference"), help="one configuration")
     parser.add_argument("--runner", action="append", metavar="FRAMEWORK[:BACKEND[:JIT]]",
-                        help="a row, e.g. keras_vit:jax, keras_hub:tensorflow:True, "
+                        help="a row, e.g. keras_vit:jax, keras_hub:tensorflow:True, zeromodels, "
                              "timm:compile (repeatable; default: the standard rows)")
     parser.add_argument("--python", action="append", metavar="FRAMEWORK=PATH",
                         help="interpreter for a framework's worker, e.g. "

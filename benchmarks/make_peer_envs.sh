@@ -4,8 +4,9 @@
 #   benchmarks/envs/keras-hub  keras-hub with the same Keras, TensorFlow and JAX
 #                              as keras_vit's environment (the interpreter running
 #                              this script), so only the model code differs
+#   benchmarks/envs/zeromodels ZeroModels (another Keras 3 ViT) with those same pins
 #   benchmarks/envs/timm       PyTorch (CPU build unless TORCH_INDEX is set) + timm
-# Usage: benchmarks/make_peer_envs.sh [keras-hub] [timm]   (default: both)
+# Usage: benchmarks/make_peer_envs.sh [keras-hub] [zeromodels] [timm]   (default: all three)
 # Needs the network (PyPI). keras_vit itself is not installed into them: the
 # benchmark puts this checkout on their PYTHONPATH.
 set -euo pipefail
@@ -29,7 +30,7 @@ make_env() {
   "$HERE/envs/$name/bin/pip" install --upgrade pip >/dev/null
   "$HERE/envs/$name/bin/pip" install "$@"
 }
-targets=("${@:-keras-hub timm}")
+targets=("${@:-keras-hub zeromodels timm}")
 for target in ${targets[*]}; do
   case "$target" in
     keras-hub)
@@ -37,11 +38,16 @@ for target in ${targets[*]}; do
       # keras-hub must not have pulled another Keras than keras_vit's:
       "$HERE/envs/keras-hub/bin/python" -c "import keras, keras_hub; print('keras', keras.__version__, 'keras_hub', keras_hub.__version__)"
       ;;
+    zeromodels)
+      make_env zeromodels $(versions) zeromodels
+      # nor may ZeroModels (the comparison is of graphs, not of Keras or TF versions):
+      "$HERE/envs/zeromodels/bin/python" -c "import keras, zeromodels; print('keras', keras.__version__, 'zeromodels', zeromodels.__version__)"
+      ;;
     timm)
       make_env timm --extra-index-url "$TORCH_INDEX" torch timm numpy
       "$HERE/envs/timm/bin/python" -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
       ;;
-    *) echo "unknown environment: $target (expected keras-hub or timm)" >&2; exit 2 ;;
+    *) echo "unknown environment: $target (expected keras-hub, zeromodels or timm)" >&2; exit 2 ;;
   esac
 done
 echo "done: keras-vit benchmark now uses them (or pass --python FRAMEWORK=PATH)"

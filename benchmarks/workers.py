@@ -2,8 +2,8 @@
 
 Run by the driver as `python benchmarks/workers.py JSON`. It needs nothing but
 the standard library at import time, so it runs under any interpreter (a
-PyTorch environment for timm, another for keras-hub) whether or not keras_vit
-is installed there; the driver puts the checkout on PYTHONPATH. It prints one
+PyTorch environment for timm, others for keras-hub and ZeroModels) whether or
+not keras_vit is installed there; the driver puts the checkout on PYTHONPATH. It prints one
 JSON object per line: "ready" (or "error", or "skipped" with how to enable a
 peer that is not installed), then one answer per command read from stdin.
 
@@ -14,13 +14,14 @@ PyTorch loop (`loss.backward(); optimizer.step()`) and `model(x)` under
 """
 
 import json
+import math
 import os
 import resource
 import sys
 import time
 
 # What a worker may lack: a missing one makes a "skipped" row, not a failure.
-PEERS = ("keras_hub", "timm", "torch", "jax", "tensorflow", "keras", "keras_vit")
+PEERS = ("keras_hub", "zeromodels", "timm", "torch", "jax", "tensorflow", "keras", "keras_vit")
 
 
 class Unsupported(Exception):
@@ -67,7 +68,7 @@ def _time_gemms(spec, matmul, make, sync=lambda x: x, repeats=3):
 
 
 class _KerasWorker:
-    """keras_vit or keras-hub, through `compile`/`fit` and `predict`."""
+    """keras_vit, keras-hub or ZeroModels, through `compile`/`fit` and `predict`."""
 
     def __init__(self, spec):
         import numpy as np
@@ -140,6 +141,8 @@ class _KerasWorker:
                     num_heads=s["num_heads"], mlp_dim=s["mlp_dim"],
                     num_classes=s["num_classes"],
                 )
+        if s["framework"] == "zeromodels":
+            return self._build_zeromodels()
         if s.get("remat"):
             raise Unsupported("keras-hub's ViT has no rematerialisation")
         import keras_hub
@@ -152,6 +155,22 @@ class _KerasWorker:
         )
         return keras_hub.models.ViTImageClassifier(
             backbone=backbone, num_classes=s["num_classes"], preprocessor=None
+        )
+
+    def _build_zeromodels(self):
+        """ZeroModels' ViT classifier (a functional Keras model: Conv2D patch
+        embedding, class token, ViT blocks, class-token head), at random init."""
+        s = self.spec
+        if s.get("remat"):
+            raise Unsupported("ZeroModels' ViT has no rematerialisation")
+        import zeromodels
+        from zeromodels.models.vit import ViTImageClassify
+
+        self.versions["zeromodels"] = zeromodels.__version__
+        return ViTImageClassify(
+            patch_size=s["patch_size"], embed_dim=s["hidden_size"], depth=s["num_layers"],
+            num_heads=s["num_heads"], mlp_ratio=s["mlp_dim"] / s["hidden_size"],
+            image_size=s["image_size"], num_classes=s["num_classes"],
         )
 
     def measure(self):
@@ -171,6 +190,10 @@ class _KerasWorker:
         else:
             self._predict(self.x, batch_size=b, verbose=0, callbacks=[clock])
         return len(self.x) / (clock.last - clock.first)
+
+    def parameters(self):
+        """Trainable parameters: every row must be the configuration's model."""
+        return sum(math.prod(w.shape) for w in self.model.trainable_weights)
 
     def peak_device_mib(self):
         """Peak accelerator memory (JAX or torch on a GPU), else None."""
@@ -281,6 +304,9 @@ class _TimmWorker:
         self._run(self.batches)
         return len(self.batches) * self.spec["batch_size"] / (time.perf_counter() - start)
 
+    def parameters(self):
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
     def peak_device_mib(self):
         if self.device != "cuda":
             return None
@@ -341,6 +367,7 @@ def _worker_main(spec):
         send({"error": f"{type(error).__name__}: {error}"})
         return 1
     send({"ready": True, "versions": worker.versions, "jit": str(worker.jit),
+          "parameters": worker.parameters(),
           "setup_s": time.perf_counter() - start, "peak_rss_mib": _peak_rss_mib()})
     for line in sys.stdin:
         command = json.loads(line)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_vit.layers import MultiHeadSelfAttention
 from tests.test_backends import need, run_python
 
 # Runs as it is under each backend (in process for the current one, in a
@@ -113,3 +114,31 @@ def test_no_benchmark_configuration_starts_past_the_time_limit():
     assert results["not_run"] == [c.name for c in tiny]
     assert "Not run (they would have started past the time limit): ViT-B/16 training" in (
         report.format_table(results))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="TensorFlow's graph without XLA")
+def test_attention_gradient_on_tensorflow_makes_no_zero_filled_slices():
+    """The fused q/k/v tensor is unstacked, not indexed: on TensorFlow without XLA the
+    gradient of `qkv[0], qkv[1], qkv[2]` is three zero-filled (3, B, heads, T, hd)
+    tensors summed (StridedSliceGrad), that of an unstack one stack; that cost the
+    CIFAR-sized training step about a quarter of its time (benchmarks/RESULTS.md,
+    2026-12-07). Values are held by the parity tests; this holds the graph."""
+    import tensorflow as tf  # this backend's graph only
+
+    layer = MultiHeadSelfAttention(num_heads=2)
+    x = tf.random.normal((2, 5, 8))
+    layer(x)
+
+    @tf.function(jit_compile=False)
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+        return tape.gradient(y, [x] + layer.trainable_weights)
+
+    concrete = gradients.get_concrete_function(x)
+    assert all(g is not None for g in concrete.structured_outputs)  # a backward pass
+    types = {op.type for op in concrete.graph.get_operations()}
+    assert "BatchMatMulV2" in types  # the explicit attention TensorFlow runs
+    assert "StridedSliceGrad" not in types, sorted(types)

@@ -58,7 +58,7 @@ def add_benchmark(sub):
     missing = {} if driver else dict(prefix_chars="\0", add_help=False)
     p = sub.add_parser(
         "benchmark",
-        help="Throughput and memory of keras_vit against keras-hub and timm.",
+        help="Throughput and memory of keras_vit against keras-hub, ZeroModels and timm.",
         description="Interleaved, repeated runs of keras_vit and its peers, each in its "
         "own process; prints a markdown table of medians and ratios. Peers come from "
         "benchmarks/make_peer_envs.sh (a missing one is a 'skipped' row). Needs a "
