@@ -475,7 +475,8 @@ def test_live_tests_are_marked_and_transformers_is_in_the_test_extra():
     assert re.search(r'^\s*"live: ', text, re.M)  # the marker is declared
     checked = 0
     names = ("test_checkpoints_live.py", "test_checkpoints_families_live.py",
-             "test_export_checkpoint.py", "test_keras_hub.py", "test_hub.py")
+             "test_export_checkpoint.py", "test_keras_hub.py", "test_hub.py",
+             "test_surgery.py")
     live_files = {os.path.basename(p) for p in glob.glob(os.path.join(root, "tests", "*_live.py"))}
     assert live_files <= set(names), live_files  # a new *_live.py file: add it here
     for path in (os.path.join(root, "tests", name) for name in names):

@@ -7,6 +7,7 @@ import pytest
 import scipy.ndimage
 
 import keras_vit
+from tests.live import require
 
 pytestmark = pytest.mark.portable  # CI reruns these under KERAS_BACKEND=jax
 
@@ -95,9 +96,10 @@ def test_bicubic_matches_timm_fixture():
         assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), key
 
 
+@pytest.mark.live
 def test_bicubic_matches_timm_live():
     torch = pytest.importorskip("torch")
-    layers = pytest.importorskip("timm.layers")
+    layers = require("timm.layers")
     rng = np.random.default_rng(3)
     for old, new in [((14, 14), (24, 24)), ((4, 6), (9, 3)), ((8, 8), (3, 3))]:
         pe = rng.normal(size=(1, 1 + old[0] * old[1], 16)).astype("float32")
@@ -162,11 +164,12 @@ def test_interpolation_matrix_bad_arguments(kwargs, match):
         keras_vit.surgery.interpolation_matrix(**kwargs)
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("antialias", [True, False])
 def test_bicubic_matches_timm_resample_abs_pos_embed_live(antialias):
     """timm's own function (where timm is installed), up and down, square and not."""
     torch = pytest.importorskip("torch")
-    layers = pytest.importorskip("timm.layers")
+    layers = require("timm.layers")
     rng = np.random.default_rng(4)
     for old, new in [((14, 14), (24, 24)), ((24, 24), (10, 10)), ((4, 6), (9, 3)), ((16, 16), (16, 20))]:
         pe = rng.normal(size=(1, 1 + old[0] * old[1], 16)).astype("float32")
