@@ -40,6 +40,11 @@ def test_default_recipe_per_data_source():
     assert default_recipe("digits", small_folder=True) == "digits"
     assert default_recipe("/tmp/folder", small_folder=True) == "small_images"
     assert default_recipe("cifar10") == "from_scratch"
+    # pretrain: the documented default (RECIPES' comment, README), not from_scratch's
+    assert default_recipe("digits", command="pretrain") == "digits"
+    assert default_recipe("cifar10", command="pretrain") == "mpp"
+    assert default_recipe("/tmp/folder", small_folder=True, command="pretrain") == "mpp"
+    assert default_recipe("digits", command="finetune") == "finetune"
 
 
 @pytest.mark.parametrize("n, size, epochs, batch, rate, augment", [
@@ -107,3 +112,43 @@ def test_finetune_with_no_recipe_sizes_its_run_to_a_small_folder(tmp_path, monke
     config = json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]
     assert (config["batch_size"], config["learning_rate"], config["augment"]) == (
         16, 0.03, "translate")
+
+
+def test_cli_pretrain_takes_the_recipe_flags_as_train_does(monkeypatch, capsys):
+    from keras_vit import pretraining
+    from keras_vit.cli import main
+
+    seen = {}
+    monkeypatch.setattr(pretraining, "pretrain", lambda **kw: seen.update(kw) or {})
+    assert main(["pretrain", "--recipe", "mpp", "--epochs", "3", "--recipe-set",
+                 "epochs=5", "--recipe-set", "warmup_epochs=0.5", "--distribute",
+                 "--model-parallel", "2", "--gradient-accumulation-steps", "4"]) == 0
+    assert (seen["recipe"], seen["epochs"], seen["warmup_epochs"]) == ("mpp", 5, 0.5)
+    assert (seen["distribute"], seen["model_parallel"],
+            seen["gradient_accumulation_steps"]) == (True, 2, 4)
+    for argv, message in [
+        (["--recipe", "cifar"], "`--recipe`, expected one of digits, small_images"),
+        (["--recipe-set", "label_smoothing=0.1"],  # no labels to smooth
+         "`--recipe-set`, expected one of model, image_size"),
+    ]:
+        assert main(["pretrain", *argv]) != 0
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_pretrain_runs_the_recipe_it_is_given(tmp_path):
+    import json
+
+    from keras_vit.pretraining import pretrain
+
+    mine = get_recipe("mpp").with_(model="digits", image_size=8, epochs=1, batch_size=1024,
+                                   learning_rate=3e-4, warmup_epochs=0, decay="linear",
+                                   augment="none", weight_decay=0.01)
+    pretrain("digits", recipe=mine, output_dir=str(tmp_path / "run"), tensorboard=False,
+             verbose=0, model_fields=dict(num_layers=1, hidden_size=16, num_heads=2,
+                                          mlp_dim=32), weight_decay=0.02)
+    config = json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]
+    assert (config["learning_rate"], config["decay"], config["batch_size"]) == (
+        3e-4, "linear", 1024)
+    assert config["weight_decay"] == 0.02  # a keyword argument over the recipe
+    assert config["image_size"] == [8, 8] and "label_smoothing" not in config

@@ -8,6 +8,7 @@ from keras_vit.cli.common import (
     command_line,
     parse_fields,
 )
+from keras_vit.errors import ArgumentError
 
 
 def _recipe_arguments(p, defaults):
@@ -60,6 +61,14 @@ FINETUNE_FIELDS = ("image_size", "epochs", "batch_size", "learning_rate", "warmu
                    "decay", "label_smoothing", "augment")
 
 
+def check_preset(name):
+    """Refuses a `--recipe` that names no preset, in one line."""
+    if name is not None and name not in PRESETS:
+        raise ArgumentError(
+            f"Received an invalid value for argument `--recipe`, expected one of "
+            f"{', '.join(PRESETS)}. Received: --recipe {name!r}")
+
+
 def _recipe_kwargs(args):
     return dict(
         data=args.data, data_dir=args.data_dir, manual_dir=args.manual_dir,
@@ -80,12 +89,8 @@ def _run_recipe(args, command, *positional, **extra):
     import json
 
     from keras_vit import training
-    from keras_vit.errors import ArgumentError
 
-    if args.recipe is not None and args.recipe not in PRESETS:
-        raise ArgumentError(
-            f"Received an invalid value for argument `--recipe`, expected one of "
-            f"{', '.join(PRESETS)}. Received: --recipe {args.recipe!r}")
+    check_preset(args.recipe)
     allowed = TRAIN_FIELDS if command == "train" else FINETUNE_FIELDS
     kwargs = dict(_recipe_kwargs(args), **extra, recipe=args.recipe)
     kwargs.update(parse_fields(args.recipe_set, "--recipe-set", allowed))

@@ -112,10 +112,11 @@ FINETUNE = Recipe(
 FINETUNE_FIELDS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "decay",
                    "label_smoothing", "augment")
 
-# Presets by name. The default per data source: `train` on "digits" takes "digits",
-# on a folder of images up to 64 px (no model or image size given) "small_images",
-# on anything else "from_scratch"; `finetune` takes "finetune"; `pretrain` (MPP)
-# takes "digits" on digits and "from_scratch" otherwise.
+# Presets by name. The default per data source (`default_recipe`): `train` on "digits"
+# takes "digits", on a folder of images up to 64 px (no model or image size given)
+# "small_images", on anything else "from_scratch"; `finetune` takes "finetune" (its
+# steps fitted to the data, `finetune_plan`); `pretrain` (MPP) takes "digits" on digits
+# and "mpp" otherwise.
 # VTAB-1k (paper App. D.3 / evaluation/vtab.py): 2,500 steps at batch 512 on the 800+200
 # training images, so "epochs" here is the step count over about 1,000 images.
 VTAB = FINETUNE.with_(epochs=1280, batch_size=512, learning_rate=0.01, warmup_epochs=0)
@@ -126,12 +127,18 @@ RECIPES = {"digits": DIGITS, "small_images": SMALL_IMAGES, "from_scratch": FROM_
            "finetune": FINETUNE, "vtab": VTAB, "mpp": MPP}
 
 
-def default_recipe(data, small_folder=False):
-    """The preset's name a run on `data` takes when none is given: "digits" on the
-    embedded digits, "small_images" on a folder of images up to 64 px with no model
-    or image size given (`small_folder`), "from_scratch" on anything else."""
+def default_recipe(data, small_folder=False, command="train"):
+    """The preset's name a `command` ("train", "pretrain" or "finetune") on `data`
+    takes when none is given: "finetune" for `finetune`; else "digits" on the embedded
+    digits; for `pretrain` "mpp" on anything else; for `train` "small_images" on a
+    folder of images up to 64 px with no model or image size given (`small_folder`),
+    "from_scratch" on anything else."""
+    if command == "finetune":
+        return "finetune"
     if data == "digits":
         return "digits"
+    if command == "pretrain":
+        return "mpp"
     return "small_images" if small_folder else "from_scratch"
 
 # The presets as dicts, as runs record them (kept for code written against them).

@@ -400,14 +400,16 @@ class Run:
 
     def load(self, image_size, num_channels=None, data_dir=None, manual_dir=None):
         """The train and test splits (replicas split every batch evenly: a last, partial
-        batch is dropped when distributing) and the steps of an epoch."""
+        batch is dropped when distributing) and the steps of an epoch; the test split's
+        size is `self.test_examples` (None where unknown)."""
         common = dict(image_size=image_size, batch_size=self.recipe["batch_size"],
                       seed=self.seed, data_dir=data_dir, manual_dir=manual_dir,
                       num_channels=num_channels)
         train_ds, info = datasets.load_dataset(
             self.data, "train", augment=self.recipe["augment"],
             drop_remainder=self.distribute, **common)
-        test_ds, _ = datasets.load_dataset(self.data, "test", augment=None, **common)
+        test_ds, test_info = datasets.load_dataset(self.data, "test", augment=None, **common)
+        self.test_examples = test_info.num_examples  # None where unknown
         self.steps = steps_per_epoch(info, train_ds, self.recipe["batch_size"],
                                      self.distribute)
         return train_ds, test_ds, info
