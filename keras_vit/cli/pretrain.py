@@ -7,12 +7,10 @@ from keras_vit.cli.common import (
     command_line,
     parse_fields,
 )
-from keras_vit.cli.train import PRESETS, check_preset
+from keras_vit.cli.train import PRESETS, TRAIN_FIELDS, check_preset
 
 # The Recipe fields `pretrain` takes (`--recipe-set FIELD=`): no labels, no smoothing.
-PRETRAIN_FIELDS = ("model", "image_size", "epochs", "batch_size", "learning_rate",
-                   "weight_decay", "warmup_epochs", "decay", "dropout_rate",
-                   "drop_path_rate", "augment")
+PRETRAIN_FIELDS = tuple(f for f in TRAIN_FIELDS if f != "label_smoothing")
 
 
 def add_pretrain(sub):
@@ -57,8 +55,8 @@ def add_pretrain(sub):
     p.add_argument("--mask-rate", type=float, default=0.8)
     p.add_argument("--random-rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
-                   help="XLA: auto = on for GPU/TPU, off on a CPU")
+    p.add_argument("--jit-compile", default=None, choices=("auto", "on", "off"),
+                   help="XLA (default: the recipe's, auto = on for GPU/TPU, off on a CPU)")
     p.add_argument("--distribute", action="store_true",
                    help="data-parallel over all devices with keras.distribution on JAX, "
                    "across the processes of a job set by KERAS_DISTRIBUTION_* on every "
@@ -92,8 +90,8 @@ def _run(args):
         overwrite=args.overwrite, command=command_line(args), distribute=args.distribute,
         model_parallel=args.model_parallel,
         gradient_accumulation_steps=args.gradient_accumulation_steps, recipe=args.recipe,
+        recipe_set=parse_fields(args.recipe_set, "--recipe-set", PRETRAIN_FIELDS),
     )
-    kwargs.update(parse_fields(args.recipe_set, "--recipe-set", PRETRAIN_FIELDS))
     metrics = pretrain(**kwargs)
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     return 0

@@ -31,8 +31,10 @@ from keras_vit.training import (
     build_model,
     default_recipe,
     get_recipe,
-    pretraining_optimizer,
+    make_optimizer,
 )
+from keras_vit.training.recipes import pretrain_fields
+from keras_vit.training.train import checked_recipe_set, preset_name
 from keras_vit.training.runs import log
 
 OBJECTIVES = ("mpp",)
@@ -55,10 +57,11 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
              epochs=None, batch_size=None, learning_rate=None, weight_decay=None,
              warmup_epochs=None, decay=None, dropout_rate=None, drop_path_rate=None,
              image_size=None, augment=None, corruption_rate=0.5, mask_rate=0.8,
-             random_rate=0.1, seed=0, jit_compile="auto", steps_per_execution=None,
+             random_rate=0.1, seed=0, jit_compile=None, steps_per_execution=None,
              data_dir=None, manual_dir=None, model_fields=None, tensorboard=True,
              verbose="auto", overwrite=False, command=None, distribute=False,
-             model_parallel=None, gradient_accumulation_steps=None, recipe=None):
+             model_parallel=None, gradient_accumulation_steps=None, recipe=None,
+             recipe_set=None):
     """Pre-trains a ViT backbone by masked patch prediction on unlabeled images.
 
     The labels of `data` are ignored. The optimiser is the paper's
@@ -81,7 +84,8 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
             None takes its default.
         corruption_rate, mask_rate, random_rate: the corruption (0.5, 0.8, 0.1).
         seed: int, for initialisation, shuffling, augmentation and corruption.
-        jit_compile: "auto" (XLA on GPU/TPU, off on a CPU), True or False.
+        jit_compile: "auto" (XLA on GPU/TPU, off on a CPU), True or False; None
+            takes the recipe's ("auto" in every preset).
         steps_per_execution: batches per compiled call (None: up to 16 on a CPU).
         data_dir, manual_dir: passed to `load_dataset`.
         model_fields: dict of other `ViTConfig` fields.
@@ -101,6 +105,8 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
             the values the arguments above leave None (its label_smoothing is not
             used: there are no labels). Defaults to None: "digits" on digits, "mpp"
             otherwise.
+        recipe_set: dict of `Recipe` fields (all but label_smoothing) over the recipe
+            and the arguments above (`--recipe-set`). Defaults to None.
 
     Returns:
         The metrics dict also written to `output_dir/metrics.json`.
@@ -125,14 +131,17 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
             "KERAS_BACKEND=jax); under tf.distribute.MirroredStrategy its own loss would "
             "not be averaged over the replicas. Received: distribute=True with backend "
             "'tensorflow'")
-    defaults = get_recipe(recipe or default_recipe(data, command="pretrain")).to_dict()
-    defaults.pop("label_smoothing")  # no labels here
+    name = recipe or default_recipe(data, command="pretrain")
+    defaults = get_recipe(name).to_dict(pretrain_fields())  # no labels: no smoothing
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  dropout_rate=dropout_rate, drop_path_rate=drop_path_rate, augment=augment,
-                 image_size=image_size)
-    run = Run(defaults, given, data, "pretrain", output_dir, seed, jit_compile, distribute,
-              gradient_accumulation_steps, verbose=verbose, model_parallel=model_parallel)
+                 image_size=image_size, jit_compile=jit_compile,
+                 gradient_accumulation_steps=gradient_accumulation_steps)
+    recipe_set = checked_recipe_set(recipe_set, pretrain_fields())
+    run = Run(defaults, given, data, "pretrain", output_dir, seed, distribute=distribute,
+              verbose=verbose, model_parallel=model_parallel, recipe_set=recipe_set,
+              name=preset_name(name))
     recipe = run.recipe
     train_ds, test_ds, info = run.load(recipe["image_size"], data_dir=data_dir,
                                        manual_dir=manual_dir)
@@ -140,15 +149,13 @@ def pretrain(data="digits", objective="mpp", target="mean_color", model=None, ou
     test_images = test_ds.map(lambda images, labels: images)
     with run.scope():  # under the strategy: the model, its optimizer and the compile
         backbone = build_model(recipe["model"], info, image_size=recipe["image_size"],
-                               keep_patch=model is not None,
+                               keep_patch={**given, **recipe_set}.get("model") is not None,
                                dropout_rate=recipe["dropout_rate"],
                                drop_path_rate=recipe["drop_path_rate"], include_top=False,
                                **(model_fields or {}))
         mpp = MaskedPatchPrediction(backbone, target=target, corruption_rate=corruption_rate,
                                     mask_rate=mask_rate, random_rate=random_rate, seed=seed)
-        optimizer = pretraining_optimizer(
-            run.schedule(), weight_decay=recipe["weight_decay"],
-            gradient_accumulation_steps=gradient_accumulation_steps, model=mpp)
+        optimizer = make_optimizer(recipe, run.schedule(), model=mpp)
         # XLA: the run's policy, told that this objective measured slower with XLA on a CPU.
         run.compile(mpp, optimizer, steps_per_execution=steps_per_execution, xla_on_cpu=False)
         run.record["image_size"] = list(backbone.config.image_hw)
