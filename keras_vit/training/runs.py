@@ -406,8 +406,8 @@ class Run:
         name: the preset's name ("digits"), or None for a recipe of the caller's.
         planned: the fields `defaults` took from the fine-tuning plan (`finetune_plan`).
         recipe_set: fields over `given` (`--recipe-set`), a None among them included.
-            The line printed at the start names the preset, every field's value, and
-            which were given and which planned.
+            The line `fit` prints at the start names the preset, every field's value,
+            and which were given and which planned.
     """
 
     def __init__(self, defaults, given, data, command, output_dir, seed, jit_compile=None,
@@ -441,7 +441,8 @@ class Run:
         self.record = dict(data=str(data), seed=seed, mixed_precision=bool(mixed_precision),
                            distribute=self.distribute, replicas=self.replicas,
                            gradient_accumulation_steps=self.accumulation)
-        log(recipe_line(name, self.recipe, given, planned), self.verbose not in (0, False))
+        # printed by `fit` once every check has passed (a refusal stays one line)
+        self.recipe_line = recipe_line(name, self.recipe, given, planned)
         if self.distribute and keras.backend.backend() == "jax":
             distribution.check_global_batch(self.recipe["batch_size"], self.replicas)
             self.record.update(processes=distribution.process_count(),
@@ -532,6 +533,7 @@ class Run:
             prepare_run_folder(output_dir, config, overwrite, verbose,
                                IMPLIED_BEFORE_RECIPE.get(self.command))
             os.makedirs(output_dir, exist_ok=True)
+        log(self.recipe_line, verbose)
         distribution.barrier("run folder prepared")  # then every process restores from it
         checkpoint = ResumableCheckpoint(
             os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv"),
