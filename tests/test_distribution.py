@@ -105,7 +105,19 @@ def jax_env(**extra):
                 PYTHONUNBUFFERED="1", **extra)
 
 
-def start_job(folder, epochs, processes=2, port=None, log_dir=None):
+# The same job as `keras_vit.pretraining.pretrain` (masked patch prediction, no labels).
+PRETRAIN_WORKER = textwrap.dedent("""
+    import json, sys
+    from keras_vit.pretraining import pretrain
+    m = pretrain("digits", model_fields=dict(patch_size=4, hidden_size=16, num_layers=1,
+                 num_heads=2, mlp_dim=32), image_size=8, augment="none",
+                 output_dir=sys.argv[1], epochs=int(sys.argv[2]), batch_size=64,
+                 distribute=True, jit_compile=False, tensorboard=False, verbose=2)
+    print(json.dumps({k: m["config"].get(k) for k in ("processes", "devices", "replicas")}))
+""")
+
+
+def start_job(folder, epochs, processes=2, port=None, log_dir=None, worker=WORKER):
     """Starts `processes` workers of one job on 127.0.0.1 (Popen objects)."""
     port = port or free_port()
     log_dir = log_dir or folder.parent
@@ -117,7 +129,7 @@ def start_job(folder, epochs, processes=2, port=None, log_dir=None):
                       KERAS_VIT_COORDINATOR_TIMEOUT="60")
         log = open(log_dir / f"{folder.name}-{rank}-{len(started)}.log", "a")
         started.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(folder), str(epochs)], env=env,
+            [sys.executable, "-c", worker, str(folder), str(epochs)], env=env,
             stdout=log, stderr=subprocess.STDOUT))
     return started
 
@@ -164,6 +176,34 @@ def test_two_processes_train_the_one_process_run(tmp_path):
     assert len(metrics["segments"]) == 1
     reference = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert metrics["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=1e-9)
+    assert "2 processes, 2 devices" in logs["two-0-0.log"]
+    assert "Distributing" not in logs["two-1-1.log"]  # process 0 alone logs
+    assert "Epoch 1/2" not in logs["two-1-1.log"]
+
+
+@pytest.mark.slow  # a 2-process job beside a 1-process one: 92 s, 2-core AMD EPYC, load 1.5-4
+def test_two_processes_pretrain_the_one_process_run(tmp_path):
+    one = subprocess.Popen([sys.executable, "-c", PRETRAIN_WORKER, str(tmp_path / "one"), "2"],
+                           env=jax_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    job = start_job(tmp_path / "two", epochs=2, worker=PRETRAIN_WORKER)
+    codes = reap(job + [one], timeout=400)
+    logs = {p.name: p.read_text()[-3000:] for p in tmp_path.glob("*.log")}
+    assert codes == [0, 0, 0], (codes, logs, one.stdout.read()[-3000:])
+    ref, two = history(tmp_path / "one"), history(tmp_path / "two")
+    assert [r["epoch"] for r in two] == ["1", "2"]  # each epoch once: one writer
+    for a, b in zip(ref, two, strict=True):  # the same corruption of the same global batch
+        assert float(b["loss"]) == pytest.approx(float(a["loss"]), rel=1e-5, abs=1e-6)
+        assert float(b["patch_accuracy"]) == pytest.approx(float(a["patch_accuracy"]),
+                                                           abs=1e-6)
+    assert sorted(os.listdir(tmp_path / "two")) == ["checkpoint", "history.csv",
+                                                    "metrics.json", "model.keras",
+                                                    "pretraining.keras"]
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert (metrics["config"]["processes"], metrics["config"]["devices"]) == (2, 2)
+    assert len(metrics["segments"]) == 1
+    reference = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert metrics["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-5)
     assert "2 processes, 2 devices" in logs["two-0-0.log"]
     assert "Distributing" not in logs["two-1-1.log"]  # process 0 alone logs
     assert "Epoch 1/2" not in logs["two-1-1.log"]

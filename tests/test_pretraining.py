@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import keras_vit
+from keras_vit.errors import ArgumentError
 from keras_vit.pretraining import (
     MaskedPatchPrediction,
     corrupt_patches,
@@ -437,3 +438,47 @@ def test_pretrain_asks_the_run_for_xla_off_on_a_cpu(tmp_path):
         model_fields=dict(num_layers=1, hidden_size=16, num_heads=2, mlp_dim=32),
         tensorboard=False, verbose=0)
     assert metrics["config"]["jit_compile"] is False
+
+
+PRETRAIN_DISTRIBUTED = """
+import json, sys
+from keras_vit.pretraining import pretrain
+m = pretrain("digits", model_fields=dict(num_layers=1, hidden_size=16, num_heads=2,
+             mlp_dim=32), image_size=8, output_dir=sys.argv[1], epochs=1, batch_size=700,
+             distribute=True, jit_compile=False, tensorboard=False, verbose=2)
+print(json.dumps({k: m["config"].get(k) for k in ("replicas", "processes", "devices")}))
+"""
+
+
+def test_pretrain_distributes_on_jax_over_two_virtual_cpus(tmp_path):
+    # As train's test_distribute_on_jax_over_two_virtual_cpus: keras.distribution's
+    # DataParallel over two devices of one process (two processes: test_distribution.py).
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out = subprocess.run([sys.executable, "-c", PRETRAIN_DISTRIBUTED, str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"replicas": 2, "processes": 1, "devices": 2}
+    assert "Distributing over 1 process, 2 devices" in out.stderr
+    assert {"model.keras", "pretraining.keras", "metrics.json"} <= set(os.listdir(tmp_path))
+
+
+def test_pretrain_refuses_what_it_cannot_distribute(tmp_path, monkeypatch):
+    from keras_vit.pretraining import pretrain
+
+    run = dict(output_dir=str(tmp_path / "run"), epochs=1, tensorboard=False, verbose=0)
+    if keras.backend.backend() == "tensorflow":
+        # MirroredStrategy would sum, not average, the replicas' masked-patch gradients.
+        with pytest.raises(ArgumentError, match="KERAS_BACKEND=jax.*distribute=True with "
+                           "backend 'tensorflow'"):
+            pretrain("digits", distribute=True, **run)
+    with pytest.raises(ArgumentError, match="pass --distribute with it.*model_parallel=2"):
+        pretrain("digits", model_parallel=2, **run)
+    monkeypatch.setattr(os, "environ", {**os.environ, "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+                                        "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+                                        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1"})
+    with pytest.raises(ArgumentError, match="process 1 of a 2-process job.*pass --distribute"):
+        pretrain("digits", **run)
+    assert not os.path.exists(tmp_path / "run")

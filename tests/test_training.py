@@ -386,3 +386,80 @@ def test_cpu_steps_per_execution_by_value():
     expected = {60: 15, 24: 12, 100: 10, 7: 7, 17: 16, 13: 13, 34: 16, 48: 16, 1: 1}
     assert {s: cpu_steps_per_execution(s) for s in expected} == expected
     assert cpu_steps_per_execution(30, most=4) == 3
+
+
+def test_train_on_the_finetune_recipe_trains_with_sgd_and_says_so(tmp_path, capsys):
+    # The optimizer is the recipe's, not the command's: train = AdamW was the old rule.
+    from keras_vit.errors import ArgumentError
+    from keras_vit.training import train
+
+    with pytest.raises(ArgumentError, match="recipe 'finetune' names no model.*--model"):
+        train("digits", recipe="finetune", output_dir=str(tmp_path / "none"), verbose=0)
+    train("digits", recipe="finetune", model=dict(TINY), image_size=8, epochs=1,
+          batch_size=256, recipe_set=dict(momentum=0.7), output_dir=str(tmp_path / "run"),
+          jit_compile=False, tensorboard=False, verbose=2)
+    line = next(l for l in capsys.readouterr().err.splitlines() if l.startswith("Recipe"))
+    assert line.startswith("Recipe (preset 'finetune'): model=")
+    for shown in ("epochs=1 (given)", "learning_rate=0.01,", "optimizer='sgd',",
+                  "momentum=0.7 (given)", "global_clipnorm=1.0,", "jit_compile=False (given)"):
+        assert shown in line, line
+    optimizer = keras.models.load_model(tmp_path / "run" / "model.keras").optimizer
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert (optimizer.momentum, optimizer.global_clipnorm) == pytest.approx((0.7, 1.0))
+    config = json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]
+    assert (config["optimizer"], config["momentum"]) == ("sgd", 0.7)
+
+
+def _forget_optimizer_fields(folder, fields=("optimizer", "momentum", "global_clipnorm")):
+    """Makes `folder` what a run before the recipe held its optimizer recorded."""
+    for path, key in ((folder / "metrics.json", "config"),
+                      (folder / "checkpoint" / "state.json", "config")):
+        record = json.loads(path.read_text())
+        record[key] = {k: v for k, v in record[key].items() if k not in fields}
+        path.write_text(json.dumps(record))
+
+
+def test_a_run_folder_from_before_the_optimizer_fields_resumes_or_is_refused(tmp_path,
+                                                                             capsys):
+    from keras_vit.errors import RunFolderError
+    from keras_vit.training import train
+
+    folder = tmp_path / "run"
+    run = dict(model=dict(TINY), image_size=8, batch_size=512, output_dir=str(folder),
+               jit_compile=False, tensorboard=False, verbose=2)
+    train("digits", epochs=1, **run)
+    _forget_optimizer_fields(folder)
+    assert "optimizer" not in read_state(str(folder / "checkpoint"))["config"]
+    capsys.readouterr()
+    metrics = train("digits", epochs=2, **run)  # AdamW, 0.9, clip 1: what it implied
+    assert "Extending the run" in capsys.readouterr().err
+    assert metrics["resumed_from_epoch"] == 1 and metrics["config"]["optimizer"] == "adamw"
+    _forget_optimizer_fields(folder)
+    for change, shown in ((dict(optimizer="sgd"), "optimizer 'adamw' -> 'sgd'"),
+                          (dict(momentum=0.8), "momentum 0.9 -> 0.8"),
+                          (dict(global_clipnorm=None), "global_clipnorm 1.0 -> None")):
+        with pytest.raises(RunFolderError, match="--overwrite") as error:
+            train("digits", epochs=2, recipe_set=change, **run)
+        assert shown in str(error.value), str(error.value)
+
+
+def test_a_finetune_folder_from_before_compares_as_sgd_without_weight_decay(tmp_path):
+    # Fine-tuning recorded no optimizer and no weight_decay: SGD 0.9, clip 1, none.
+    from keras_vit.errors import RunFolderError
+    from keras_vit.training.recipes import FINETUNE_RECIPE, IMPLIED_BEFORE_RECIPE
+    from keras_vit.training.runs import prepare_run_folder
+
+    new = dict(FINETUNE_RECIPE, seed=0, model_config=dict(num_layers=1))
+    old = {k: v for k, v in new.items()
+           if k not in ("optimizer", "momentum", "global_clipnorm", "weight_decay")}
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.json").write_text(json.dumps(
+        dict(epoch=1, weights="epoch-1.weights.h5", config=old)))
+    implied = IMPLIED_BEFORE_RECIPE["finetune"]
+    prepare_run_folder(str(tmp_path), new, False, False, implied)  # the same run
+    for change, shown in ((dict(optimizer="adamw"), "optimizer 'sgd' -> 'adamw'"),
+                          (dict(weight_decay=0.05), "weight_decay 0.0 -> 0.05")):
+        with pytest.raises(RunFolderError, match=shown):
+            prepare_run_folder(str(tmp_path), dict(new, **change), False, False, implied)
+    with pytest.raises(RunFolderError, match="optimizer None -> 'sgd'"):  # nothing implied
+        prepare_run_folder(str(tmp_path), new, False, False)

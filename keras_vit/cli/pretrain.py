@@ -2,10 +2,15 @@
 
 from keras_vit.cli.common import (
     add_overwrite_argument,
+    add_recipe_arguments,
     add_set_argument,
     command_line,
     parse_fields,
 )
+from keras_vit.cli.train import PRESETS, TRAIN_FIELDS, check_preset
+
+# The Recipe fields `pretrain` takes (`--recipe-set FIELD=`): no labels, no smoothing.
+PRETRAIN_FIELDS = tuple(f for f in TRAIN_FIELDS if f != "label_smoothing")
 
 
 def add_pretrain(sub):
@@ -50,10 +55,20 @@ def add_pretrain(sub):
     p.add_argument("--mask-rate", type=float, default=0.8)
     p.add_argument("--random-rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
-                   help="XLA: auto = on for GPU/TPU, off on a CPU")
+    p.add_argument("--jit-compile", default=None, choices=("auto", "on", "off"),
+                   help="XLA (default: the recipe's, auto = on for GPU/TPU, off on a CPU)")
+    p.add_argument("--distribute", action="store_true",
+                   help="data-parallel over all devices with keras.distribution on JAX, "
+                   "across the processes of a job set by KERAS_DISTRIBUTION_* on every "
+                   "host (see the README, 'Past one machine')")
+    p.add_argument("--model-parallel", type=int, default=None, metavar="N",
+                   help="with --distribute on JAX: shard each model's attention and MLP "
+                   "kernels over N devices (keras_vit.training.distribution)")
+    p.add_argument("--gradient-accumulation-steps", type=int, default=None,
+                   help="sum gradients of this many batches per update")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     add_set_argument(p, "any other ViTConfig field")
+    add_recipe_arguments(p, PRESETS)
     p.set_defaults(run=_run)
 
 
@@ -62,7 +77,8 @@ def _run(args):
 
     from keras_vit.pretraining import pretrain
 
-    metrics = pretrain(
+    check_preset(args.recipe)
+    kwargs = dict(
         data=args.data, objective=args.objective, target=args.target, model=args.model,
         output_dir=args.output_dir, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay,
@@ -71,7 +87,11 @@ def _run(args):
         mask_rate=args.mask_rate, random_rate=args.random_rate, seed=args.seed,
         jit_compile=args.jit_compile, data_dir=args.data_dir, manual_dir=args.manual_dir,
         model_fields=parse_fields(args.set), tensorboard=not args.no_tensorboard,
-        overwrite=args.overwrite, command=command_line(args),
+        overwrite=args.overwrite, command=command_line(args), distribute=args.distribute,
+        model_parallel=args.model_parallel,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, recipe=args.recipe,
+        recipe_set=parse_fields(args.recipe_set, "--recipe-set", PRETRAIN_FIELDS),
     )
+    metrics = pretrain(**kwargs)
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     return 0

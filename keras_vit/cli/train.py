@@ -8,6 +8,7 @@ from keras_vit.cli.common import (
     command_line,
     parse_fields,
 )
+from keras_vit.errors import ArgumentError
 
 
 def _recipe_arguments(p, defaults):
@@ -34,8 +35,9 @@ def _recipe_arguments(p, defaults):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", action="store_true",
                    help="mixed_float16 on a GPU, mixed_bfloat16 on a CPU")
-    p.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"),
-                   help="XLA (default: auto, see keras_vit.training.resolve_jit_compile)")
+    p.add_argument("--jit-compile", default=None, choices=("auto", "on", "off"),
+                   help="XLA (default: the recipe's, auto: see "
+                   "keras_vit.training.resolve_jit_compile)")
     p.add_argument("--distribute", action="store_true",
                    help="data-parallel over all devices (MirroredStrategy on TensorFlow, "
                    "keras.distribution.DataParallel on JAX; on JAX across the processes "
@@ -52,12 +54,23 @@ def _recipe_arguments(p, defaults):
 
 
 PRESETS = ("digits", "small_images", "from_scratch", "finetune", "vtab", "mpp")
-# The Recipe fields each command takes as keyword arguments (`--recipe-set FIELD=`).
+# The Recipe fields each command takes (`--recipe-set FIELD=`; tests/test_recipes.py
+# checks them against keras_vit.training.recipes).
+OPTIMIZER_FIELDS = ("optimizer", "momentum", "global_clipnorm", "gradient_accumulation_steps",
+                    "jit_compile")
 TRAIN_FIELDS = ("model", "image_size", "epochs", "batch_size", "learning_rate",
                 "weight_decay", "warmup_epochs", "decay", "label_smoothing", "dropout_rate",
-                "drop_path_rate", "augment")
+                "drop_path_rate", "augment", *OPTIMIZER_FIELDS)
 FINETUNE_FIELDS = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs",
-                   "decay", "label_smoothing", "augment")
+                   "decay", "label_smoothing", "augment", "weight_decay", *OPTIMIZER_FIELDS)
+
+
+def check_preset(name):
+    """Refuses a `--recipe` that names no preset, in one line."""
+    if name is not None and name not in PRESETS:
+        raise ArgumentError(
+            f"Received an invalid value for argument `--recipe`, expected one of "
+            f"{', '.join(PRESETS)}. Received: --recipe {name!r}")
 
 
 def _recipe_kwargs(args):
@@ -80,15 +93,11 @@ def _run_recipe(args, command, *positional, **extra):
     import json
 
     from keras_vit import training
-    from keras_vit.errors import ArgumentError
 
-    if args.recipe is not None and args.recipe not in PRESETS:
-        raise ArgumentError(
-            f"Received an invalid value for argument `--recipe`, expected one of "
-            f"{', '.join(PRESETS)}. Received: --recipe {args.recipe!r}")
+    check_preset(args.recipe)
     allowed = TRAIN_FIELDS if command == "train" else FINETUNE_FIELDS
-    kwargs = dict(_recipe_kwargs(args), **extra, recipe=args.recipe)
-    kwargs.update(parse_fields(args.recipe_set, "--recipe-set", allowed))
+    kwargs = dict(_recipe_kwargs(args), **extra, recipe=args.recipe,
+                  recipe_set=parse_fields(args.recipe_set, "--recipe-set", allowed))
     metrics = getattr(training, command)(*positional, **kwargs)
     print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
     return 0

@@ -23,6 +23,7 @@ from keras_vit.training.recipes import (
     default_recipe,
     finetune_plan,
     get_recipe,
+    make_optimizer,
     recipe_fields,
     finetuning_optimizer,
     make_schedule,

@@ -24,9 +24,14 @@ class Recipe:
 
     Fields: model ("digits", "small", a variant such as "Ti/16", or None: the
     checkpoint's), image_size (None: the data's or the model's), epochs, batch_size
-    (global), learning_rate (peak), weight_decay (AdamW, kernels only), warmup_epochs,
-    decay ("cosine" or "linear"), label_smoothing, dropout_rate, drop_path_rate and
-    augment (see `keras_vit.data.load_dataset`).
+    (global), learning_rate (peak), weight_decay (kernels only), warmup_epochs,
+    decay ("cosine" or "linear"), label_smoothing, dropout_rate, drop_path_rate,
+    augment (see `keras_vit.data.load_dataset`), and the optimizer (`make_optimizer`):
+    optimizer ("adamw", the paper's pre-training one, or "sgd", its fine-tuning one),
+    momentum (SGD's momentum, AdamW's beta_1: 0.9 in both of the paper's recipes),
+    global_clipnorm (1 in both; None: no clipping), gradient_accumulation_steps (None:
+    one batch per update) and jit_compile ("auto": `keras_vit.training.resolve_jit_compile`,
+    or True/False).
 
     Example:
 
@@ -47,6 +52,11 @@ class Recipe:
     dropout_rate: float = 0.0
     drop_path_rate: float = 0.0
     augment: str = "auto"
+    optimizer: str = "adamw"  # or "sgd"
+    momentum: float = 0.9
+    global_clipnorm: object = 1.0
+    gradient_accumulation_steps: object = None
+    jit_compile: object = "auto"
 
     def with_(self, **fields):
         """A copy with `fields` replaced; an unknown field is refused by name."""
@@ -62,6 +72,11 @@ class Recipe:
 def recipe_fields():
     """The names of `Recipe`'s fields, in order."""
     return tuple(f.name for f in dataclasses.fields(Recipe))
+
+
+def pretrain_fields():
+    """The fields `pretrain` takes from a recipe: all but label_smoothing (no labels)."""
+    return tuple(f for f in recipe_fields() if f != "label_smoothing")
 
 
 def check_fields(fields, allowed, what):
@@ -105,17 +120,30 @@ FROM_SCRATCH = Recipe(
 FINETUNE = Recipe(
     model=None, image_size=None, epochs=10, batch_size=512, learning_rate=0.01,
     weight_decay=0.0, warmup_epochs=1, decay="cosine", label_smoothing=0.0,
-    augment="auto",
+    augment="auto", optimizer="sgd", momentum=0.9, global_clipnorm=1.0,
 )
 # The fields fine-tuning takes from a recipe (the model and its resolution come from
-# the weights and `image_size`; SGD has no weight decay; dropout stays as saved).
+# the weights and `image_size`; dropout stays as saved).
 FINETUNE_FIELDS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "decay",
-                   "label_smoothing", "augment")
+                   "label_smoothing", "augment", "weight_decay", "optimizer", "momentum",
+                   "global_clipnorm", "gradient_accumulation_steps", "jit_compile")
+# The optimizer fields a run folder written before the recipe held them (issue 20) did
+# not record, and the values the command then implied: train and pretrain used
+# `pretraining_optimizer` (AdamW, b1 0.9, clip 1), finetune `finetuning_optimizer`
+# (SGD, momentum 0.9, clip 1, no weight decay). `keras_vit.training.runs` compares a
+# recorded configuration that lacks them as if it held these.
+IMPLIED_BEFORE_RECIPE = {
+    "train": dict(optimizer="adamw", momentum=0.9, global_clipnorm=1.0),
+    "pretrain": dict(optimizer="adamw", momentum=0.9, global_clipnorm=1.0),
+    "finetune": dict(optimizer="sgd", momentum=0.9, global_clipnorm=1.0, weight_decay=0.0),
+}
+OPTIMIZERS = ("adamw", "sgd")
 
-# Presets by name. The default per data source: `train` on "digits" takes "digits",
-# on a folder of images up to 64 px (no model or image size given) "small_images",
-# on anything else "from_scratch"; `finetune` takes "finetune"; `pretrain` (MPP)
-# takes "digits" on digits and "from_scratch" otherwise.
+# Presets by name. The default per data source (`default_recipe`): `train` on "digits"
+# takes "digits", on a folder of images up to 64 px (no model or image size given)
+# "small_images", on anything else "from_scratch"; `finetune` takes "finetune" (its
+# steps fitted to the data, `finetune_plan`); `pretrain` (MPP) takes "digits" on digits
+# and "mpp" otherwise.
 # VTAB-1k (paper App. D.3 / evaluation/vtab.py): 2,500 steps at batch 512 on the 800+200
 # training images, so "epochs" here is the step count over about 1,000 images.
 VTAB = FINETUNE.with_(epochs=1280, batch_size=512, learning_rate=0.01, warmup_epochs=0)
@@ -126,12 +154,18 @@ RECIPES = {"digits": DIGITS, "small_images": SMALL_IMAGES, "from_scratch": FROM_
            "finetune": FINETUNE, "vtab": VTAB, "mpp": MPP}
 
 
-def default_recipe(data, small_folder=False):
-    """The preset's name a run on `data` takes when none is given: "digits" on the
-    embedded digits, "small_images" on a folder of images up to 64 px with no model
-    or image size given (`small_folder`), "from_scratch" on anything else."""
+def default_recipe(data, small_folder=False, command="train"):
+    """The preset's name a `command` ("train", "pretrain" or "finetune") on `data`
+    takes when none is given: "finetune" for `finetune`; else "digits" on the embedded
+    digits; for `pretrain` "mpp" on anything else; for `train` "small_images" on a
+    folder of images up to 64 px with no model or image size given (`small_folder`),
+    "from_scratch" on anything else."""
+    if command == "finetune":
+        return "finetune"
     if data == "digits":
         return "digits"
+    if command == "pretrain":
+        return "mpp"
     return "small_images" if small_folder else "from_scratch"
 
 # The presets as dicts, as runs record them (kept for code written against them).
@@ -215,8 +249,34 @@ def small_images_model(image_size):
     return dict(DIGITS_MODEL, patch_size=patch)
 
 
+def make_optimizer(recipe, schedule, model=None):
+    """The optimizer a recipe names, over `schedule` (a rate or a `WarmupDecay`):
+    "adamw" is `pretraining_optimizer`, "sgd" `finetuning_optimizer`, each with the
+    recipe's momentum (AdamW's beta_1), global_clipnorm, gradient_accumulation_steps
+    and weight_decay (kernels only, with `model`).
+
+    Args:
+        recipe: a `Recipe` or a dict of its fields (as `Run.recipe`); a field it lacks
+            takes `Recipe`'s default.
+        schedule: the learning rate or schedule.
+        model: the model to train, for the weight-decay exclusions. Defaults to None.
+    """
+    r = {**Recipe().to_dict(), **(recipe.to_dict() if isinstance(recipe, Recipe) else recipe)}
+    common = dict(global_clipnorm=r["global_clipnorm"], model=model,
+                  gradient_accumulation_steps=r["gradient_accumulation_steps"])
+    if r["optimizer"] == "adamw":
+        return pretraining_optimizer(schedule, weight_decay=r["weight_decay"],
+                                     beta_1=r["momentum"], **common)
+    if r["optimizer"] == "sgd":
+        return finetuning_optimizer(schedule, momentum=r["momentum"],
+                                    weight_decay=r["weight_decay"], **common)
+    raise ArgumentError(
+        f"Received an invalid value for argument `optimizer`, expected one of "
+        f"{', '.join(OPTIMIZERS)}. Received: optimizer={r['optimizer']!r}")
+
+
 def pretraining_optimizer(schedule, weight_decay=0.05, global_clipnorm=1.0,
-                          gradient_accumulation_steps=None, model=None):
+                          gradient_accumulation_steps=None, model=None, beta_1=0.9):
     """AdamW(b1 0.9, b2 0.999) with global-norm clipping, as the paper pre-trains.
 
     With `model`, only kernels (Dense, patch embedding) are decayed: biases,
@@ -226,27 +286,34 @@ def pretraining_optimizer(schedule, weight_decay=0.05, global_clipnorm=1.0,
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
         weight_decay=weight_decay,
-        beta_1=0.9,
+        beta_1=beta_1,
         beta_2=0.999,
         global_clipnorm=global_clipnorm,
         gradient_accumulation_steps=_accumulation(gradient_accumulation_steps),
     )
-    if model is not None and weight_decay:
+    return _decay_kernels_only(optimizer, model)
+
+
+def finetuning_optimizer(schedule, momentum=0.9, global_clipnorm=1.0,
+                         gradient_accumulation_steps=None, weight_decay=None, model=None):
+    """SGD with momentum 0.9, global-norm clip 1 and no weight decay (fine-tuning);
+    a `weight_decay` is applied to kernels only where `model` is given, as AdamW's."""
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule,
+        momentum=momentum,
+        global_clipnorm=global_clipnorm,
+        weight_decay=weight_decay or None,
+        gradient_accumulation_steps=_accumulation(gradient_accumulation_steps),
+    )
+    return _decay_kernels_only(optimizer, model)
+
+
+def _decay_kernels_only(optimizer, model):
+    if model is not None and optimizer.weight_decay:
         skip = sorted({v.name for v in model.trainable_variables if v.name != "kernel"})
         if skip:
             optimizer.exclude_from_weight_decay(var_names=skip)
     return optimizer
-
-
-def finetuning_optimizer(schedule, momentum=0.9, global_clipnorm=1.0,
-                         gradient_accumulation_steps=None):
-    """SGD with momentum 0.9, global-norm clip 1 and no weight decay (fine-tuning)."""
-    return keras.optimizers.SGD(
-        learning_rate=schedule,
-        momentum=momentum,
-        global_clipnorm=global_clipnorm,
-        gradient_accumulation_steps=_accumulation(gradient_accumulation_steps),
-    )
 
 
 def schedule_steps(epochs, steps_per_epoch, warmup_epochs=0):

@@ -38,7 +38,12 @@ from keras_vit import data as datasets  # looked up at call time (tests patch it
 from keras_vit.errors import ArgumentError, RunFolderError
 from keras_vit.training import distribution, interrupt
 from keras_vit.training.callbacks import ResumableCheckpoint, TrainingDiverged, read_state
-from keras_vit.training.recipes import make_schedule, schedule_steps
+from keras_vit.training.recipes import (
+    IMPLIED_BEFORE_RECIPE,
+    OPTIMIZERS,
+    make_schedule,
+    schedule_steps,
+)
 from keras_vit.training.reproducibility import capped_epochs, seed_everything
 from keras_vit.training.schedules import warmup_decay
 from keras_vit.utils import (
@@ -81,15 +86,29 @@ def save_model(model, path):
 
 
 def check_recipe(recipe):
-    """Refuses a non-positive `epochs`, `batch_size` or `learning_rate` by name."""
+    """Refuses a non-positive `epochs`, `batch_size` or `learning_rate`, an unknown
+    `optimizer`, a `momentum` outside [0, 1), a non-positive `global_clipnorm` or
+    `gradient_accumulation_steps` (None: off) by name."""
     for name in ("epochs", "batch_size"):
         recipe[name] = check_positive_int(name, recipe[name])
-    rate = recipe["learning_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+    if recipe.get("gradient_accumulation_steps") is not None:
+        recipe["gradient_accumulation_steps"] = check_positive_int(
+            "gradient_accumulation_steps", recipe["gradient_accumulation_steps"])
+    checks = (("learning_rate", lambda v: v > 0, "a positive number"),
+              ("momentum", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+              ("global_clipnorm", lambda v: v > 0, "a positive number or None"))
+    for name, fits, expected in checks:
+        value = recipe.get(name)
+        if value is None and name != "learning_rate":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not fits(value):
+            raise ArgumentError(
+                f"Received an invalid value for argument `{name}`, expected {expected}. "
+                f"Received: {name}={value!r}")
+    if "optimizer" in recipe and recipe["optimizer"] not in OPTIMIZERS:
         raise ArgumentError(
-            "Received an invalid value for argument `learning_rate`, expected a "
-            f"positive number. Received: learning_rate={rate!r}"
-        )
+            f"Received an invalid value for argument `optimizer`, expected one of "
+            f"{', '.join(OPTIMIZERS)}. Received: optimizer={recipe['optimizer']!r}")
 
 
 def steps_per_epoch(info, dataset, batch_size, drop_remainder=False):
@@ -172,9 +191,12 @@ def recorded_config(output_dir):
     return None
 
 
-def config_differences(old, new):
+def config_differences(old, new, implied=None):
     """["epochs 60 -> 5", "num_layers 4 -> 1", ...]: what differs between two run
-    configurations, model fields by name; execution details are not compared."""
+    configurations, model fields by name; execution details are not compared. A field
+    in `implied` that `old` does not hold is compared as that value (what a run folder
+    written before the field existed implied: `IMPLIED_BEFORE_RECIPE`)."""
+    old = {**(implied or {}), **old}
     old, new = (json.loads(json.dumps(c, default=str)) for c in (old, new))
     differences = []
     for key in sorted(set(old) | set(new)):
@@ -223,9 +245,10 @@ def extension_note(output_dir, old, new):
             f"{start:.6g} at the start of epoch {done + 1} ({end:.6g} at its end).")
 
 
-def prepare_run_folder(output_dir, config, overwrite, verbose):
+def prepare_run_folder(output_dir, config, overwrite, verbose, implied=None):
     """Checks that `output_dir` is new, holds this very run (resume, or extend to a
-    larger `epochs`), or may be cleared (`overwrite`); refuses anything else."""
+    larger `epochs`), or may be cleared (`overwrite`); refuses anything else. `implied`:
+    as `config_differences` takes it."""
     check_output_dir(output_dir)
     present = [n for n in RUN_FILES if os.path.exists(os.path.join(output_dir, n))]
     if not present:
@@ -250,7 +273,7 @@ def prepare_run_folder(output_dir, config, overwrite, verbose):
                 f"{output_dir} holds {', '.join(present)} but no record of how they were "
                 f"made, so they are not resumed or replaced; {ways_out}")
         return  # a run stopped before its first epoch: nothing to keep
-    differences = config_differences(old, config)
+    differences = config_differences(old, config, implied)
     if differences:
         raise RunFolderError(
             f"{output_dir} holds a run made with other options ({'; '.join(differences)}); "
@@ -346,6 +369,18 @@ def _distribution_scope(distribute, verbose, model_parallel=None):
     )
 
 
+def recipe_line(name, recipe, given=(), planned=()):
+    """The line a run prints at its start: the preset (or "your own"), every field's
+    value as the run takes it, and which of them were given (flags, keyword arguments,
+    `--recipe-set`) and which the fine-tuning plan chose."""
+    def shown(field):
+        mark = " (given)" if field in given else " (plan)" if field in planned else ""
+        return f"{field}={recipe[field]!r}{mark}"
+
+    which = f"preset {name!r}" if name else "your own"
+    return f"Recipe ({which}): {', '.join(shown(f) for f in recipe)}."
+
+
 def _policy(mixed_precision):
     if not mixed_precision:
         return None
@@ -363,27 +398,41 @@ class Run:
         data: the data set name or image folder.
         command: "train", "finetune", "pretrain" or "vtab" (names the default folder).
         output_dir: the run folder, or None for `default_output_dir(data, command)`.
-        seed, jit_compile, distribute, gradient_accumulation_steps, mixed_precision,
-            verbose: as `keras_vit.training.train` takes them.
+        seed, distribute, mixed_precision, verbose: as `keras_vit.training.train`
+            takes them.
+        jit_compile, gradient_accumulation_steps: the recipe's fields of those names
+            where not None (kept as arguments for callers written before they were
+            fields; `given` wins).
+        name: the preset's name ("digits"), or None for a recipe of the caller's.
+        planned: the fields `defaults` took from the fine-tuning plan (`finetune_plan`).
+        recipe_set: fields over `given` (`--recipe-set`), a None among them included.
+            The line `fit` prints at the start names the preset, every field's value,
+            and which were given and which planned.
     """
 
-    def __init__(self, defaults, given, data, command, output_dir, seed, jit_compile,
+    def __init__(self, defaults, given, data, command, output_dir, seed, jit_compile=None,
                  distribute=False, gradient_accumulation_steps=None, mixed_precision=False,
-                 verbose="auto", model_parallel=None):
+                 verbose="auto", model_parallel=None, name=None, planned=(), recipe_set=None):
         self.start = time.time()
-        self.recipe = dict(defaults)
-        self.recipe.update({k: v for k, v in given.items() if v is not None})
+        self.command = command
+        given = {k: v for k, v in given.items() if v is not None}
+        for key, value in (("jit_compile", jit_compile),
+                           ("gradient_accumulation_steps", gradient_accumulation_steps)):
+            if value is not None:
+                given.setdefault(key, value)
+        given.update(recipe_set or {})  # explicit: None too (global_clipnorm=None: no clip)
+        self.recipe = {**defaults, **given}
         self.recipe["epochs"] = capped_epochs(self.recipe["epochs"])  # KERAS_VIT_MAX_EPOCHS
         check_recipe(self.recipe)
         self.output_dir = os.fspath(output_dir or default_output_dir(data, command))
         check_output_dir(self.output_dir)
         self.data, self.seed = data, seed
         self.distribute = bool(distribute)
-        self.accumulation = gradient_accumulation_steps
+        self.accumulation = self.recipe.get("gradient_accumulation_steps")
         self.dtype = _policy(mixed_precision)
-        self.jit_compile = jit_compile
+        self.jit_compile = self.recipe.get("jit_compile", "auto")
         seed_everything(seed, deterministic=False)
-        _check_accumulation(gradient_accumulation_steps, distribute)
+        _check_accumulation(self.accumulation, distribute)
         self.scope, self.replicas = _distribution_scope(distribute, verbose not in (0, False),
                                                         model_parallel)
         # Process 0 alone logs and writes the run folder (distribution.is_writer).
@@ -391,7 +440,9 @@ class Run:
         self.verbose = verbose if self.writer else 0
         self.record = dict(data=str(data), seed=seed, mixed_precision=bool(mixed_precision),
                            distribute=self.distribute, replicas=self.replicas,
-                           gradient_accumulation_steps=gradient_accumulation_steps)
+                           gradient_accumulation_steps=self.accumulation)
+        # printed by `fit` once every check has passed (a refusal stays one line)
+        self.recipe_line = recipe_line(name, self.recipe, given, planned)
         if self.distribute and keras.backend.backend() == "jax":
             distribution.check_global_batch(self.recipe["batch_size"], self.replicas)
             self.record.update(processes=distribution.process_count(),
@@ -400,14 +451,16 @@ class Run:
 
     def load(self, image_size, num_channels=None, data_dir=None, manual_dir=None):
         """The train and test splits (replicas split every batch evenly: a last, partial
-        batch is dropped when distributing) and the steps of an epoch."""
+        batch is dropped when distributing) and the steps of an epoch; the test split's
+        size is `self.test_examples` (None where unknown)."""
         common = dict(image_size=image_size, batch_size=self.recipe["batch_size"],
                       seed=self.seed, data_dir=data_dir, manual_dir=manual_dir,
                       num_channels=num_channels)
         train_ds, info = datasets.load_dataset(
             self.data, "train", augment=self.recipe["augment"],
             drop_remainder=self.distribute, **common)
-        test_ds, _ = datasets.load_dataset(self.data, "test", augment=None, **common)
+        test_ds, test_info = datasets.load_dataset(self.data, "test", augment=None, **common)
+        self.test_examples = test_info.num_examples  # None where unknown
         self.steps = steps_per_epoch(info, train_ds, self.recipe["batch_size"],
                                      self.distribute)
         return train_ds, test_ds, info
@@ -477,8 +530,10 @@ class Run:
         output_dir, epochs = self.output_dir, self.recipe["epochs"]
         verbose = self.verbose not in (0, False)
         if self.writer:
-            prepare_run_folder(output_dir, config, overwrite, verbose)
+            prepare_run_folder(output_dir, config, overwrite, verbose,
+                               IMPLIED_BEFORE_RECIPE.get(self.command))
             os.makedirs(output_dir, exist_ok=True)
+        log(self.recipe_line, verbose)
         distribution.barrier("run folder prepared")  # then every process restores from it
         checkpoint = ResumableCheckpoint(
             os.path.join(output_dir, "checkpoint"), os.path.join(output_dir, "history.csv"),

@@ -37,12 +37,14 @@ from keras_vit.training.recipes import (
     DIGITS_MODEL,
     FINETUNE_FIELDS,
     FINETUNE_RECIPE,
+    RECIPES,
+    check_fields,
     default_recipe,
     finetune_plan,
     get_recipe,
-    finetuning_optimizer,
+    make_optimizer,
+    recipe_fields,
     small_images_model,
-    pretraining_optimizer,
 )
 from keras_vit.training.runs import Run, log
 
@@ -172,16 +174,18 @@ def _small_folder(data, model, image_size):
 def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=None,
           learning_rate=None, weight_decay=None, warmup_epochs=None, decay=None,
           label_smoothing=None, dropout_rate=None, drop_path_rate=None, image_size=None,
-          augment=None, seed=0, mixed_precision=False, jit_compile="auto",
+          augment=None, seed=0, mixed_precision=False, jit_compile=None,
           distribute=False, gradient_accumulation_steps=None, steps_per_execution=None,
           data_dir=None, manual_dir=None, model_fields=None, tensorboard=True,
-          verbose="auto", overwrite=False, command=None, model_parallel=None, recipe=None):
+          verbose="auto", overwrite=False, command=None, model_parallel=None, recipe=None,
+          recipe_set=None):
     """Trains a ViT from scratch with the paper's pre-training recipe.
 
-    Defaults (None) come from `DIGITS_RECIPE` for digits and `PRETRAIN_RECIPE`
-    otherwise: AdamW (b1 0.9, b2 0.999) with weight decay on kernels, linear
+    Defaults (None) come from the recipe (`recipe`, else the preset for the data,
+    `default_recipe`): AdamW (b1 0.9, b2 0.999) with weight decay on kernels, linear
     warmup then cosine (or linear) decay, global grad-norm clip 1, label
-    smoothing, dropout and stochastic depth.
+    smoothing, dropout and stochastic depth; a recipe with optimizer="sgd" trains
+    with SGD (`make_optimizer`).
 
     Args:
         data: a `keras_vit.data.load_dataset` name or image folder. Defaults
@@ -199,7 +203,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
         mixed_precision: bool, mixed_float16 on a GPU, mixed_bfloat16 on a
             CPU. Defaults to False.
         jit_compile: "auto" (`keras_vit.utils.auto_jit_compile`, the policy a
-            model's own `compile` follows too), True or False. Defaults to "auto".
+            model's own `compile` follows too), True or False. Defaults to None:
+            the recipe's ("auto" in every preset).
         distribute: bool, data-parallel over all devices: MirroredStrategy
             on TensorFlow, keras.distribution.DataParallel on JAX; on JAX over
             every process of a multi-process job the environment describes
@@ -208,7 +213,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
             one model, its q/k/v, output and MLP kernels sharded over them
             (`distribution.vit_layout_map`). Defaults to None (data-parallel).
         gradient_accumulation_steps: int, apply the summed gradients of this
-            many batches at once (batches larger than memory). Defaults to None.
+            many batches at once (batches larger than memory). Defaults to None:
+            the recipe's (None in every preset: one batch per update).
         steps_per_execution: int, batches per compiled call (None: up to 16
             on a CPU, a divisor of the epoch's steps, which hides the per-step overhead of small models; 1 else).
         data_dir, manual_dir: passed to `load_dataset`.
@@ -226,6 +232,8 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
             the values the arguments above leave None. Defaults to None: "digits"
             on digits, "small_images" on a folder of images up to 64 px with no
             model or image size, "from_scratch" otherwise.
+        recipe_set: dict of `Recipe` fields over the recipe and the arguments above
+            (`--recipe-set FIELD=VALUE`), e.g. {"optimizer": "sgd"}. Defaults to None.
 
     Returns:
         The metrics dict also written to `output_dir/metrics.json`.
@@ -236,28 +244,38 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
     >>> metrics["test_accuracy"] > 0.98
     True
     """
-    native = _small_folder(data, model, image_size)
-    defaults = get_recipe(recipe or default_recipe(data, native is not None)).to_dict()
-    if defaults["model"] == "small" and defaults["image_size"] is None and native:
-        defaults["image_size"] = list(native)  # the folder's own size
     given = dict(model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  weight_decay=weight_decay, warmup_epochs=warmup_epochs, decay=decay,
                  label_smoothing=label_smoothing, dropout_rate=dropout_rate,
-                 drop_path_rate=drop_path_rate, augment=augment, image_size=image_size)
-    run = Run(defaults, given, data, "train", output_dir, seed, jit_compile, distribute,
-               gradient_accumulation_steps, mixed_precision, verbose, model_parallel)
+                 drop_path_rate=drop_path_rate, augment=augment, image_size=image_size,
+                 jit_compile=jit_compile,
+                 gradient_accumulation_steps=gradient_accumulation_steps)
+    recipe_set = checked_recipe_set(recipe_set, recipe_fields())
+    asked = {**given, **recipe_set}  # what the caller chose (None: the recipe's)
+    native = _small_folder(data, asked["model"], asked["image_size"])
+    name = recipe or default_recipe(data, native is not None)
+    defaults = get_recipe(name).to_dict()
+    if defaults["model"] == "small" and defaults["image_size"] is None and native:
+        defaults["image_size"] = list(native)  # the folder's own size
+    if defaults["model"] is None and asked["model"] is None:
+        raise ArgumentError(
+            f"Received an invalid value for argument `model`: the recipe {preset_name(name)!r} "
+            "names no model (it fine-tunes the weights' own); pass --model (model=) to "
+            "train one from scratch, or run `keras-vit finetune --weights W`. "
+            "Received: model=None")
+    run = Run(defaults, given, data, "train", output_dir, seed, distribute=distribute,
+              mixed_precision=mixed_precision, verbose=verbose,
+              model_parallel=model_parallel, recipe_set=recipe_set,
+              name=preset_name(name))
     recipe = run.recipe
     train_ds, test_ds, info = run.load(recipe["image_size"], data_dir=data_dir,
                                        manual_dir=manual_dir)
     with run.scope():
         vit = build_model(recipe["model"], info, image_size=recipe["image_size"],
-                          dtype=run.dtype, keep_patch=model is not None,
+                          dtype=run.dtype, keep_patch=asked["model"] is not None,
                           dropout_rate=recipe["dropout_rate"],
                           drop_path_rate=recipe["drop_path_rate"], **(model_fields or {}))
-        optimizer = pretraining_optimizer(
-            run.schedule(), weight_decay=recipe["weight_decay"],
-            gradient_accumulation_steps=gradient_accumulation_steps, model=vit,
-        )
+        optimizer = make_optimizer(recipe, run.schedule(), model=vit)
     if native is not None:
         c = vit.config
         log(f"{data}: {info.num_examples} training images of {native[0]}x{native[1]}x"
@@ -267,6 +285,20 @@ def train(data="digits", model=None, output_dir=None, epochs=None, batch_size=No
              f"epochs (keras_vit.training.SMALL_IMAGES_RECIPE).", verbose not in (0, False))
     return _fit(run, vit, optimizer, train_ds, test_ds, info, steps_per_execution, tensorboard,
                 overwrite, command)
+
+
+def checked_recipe_set(recipe_set, allowed):
+    """`recipe_set` (a dict of Recipe fields, or None) with every name in `allowed`;
+    else one line naming the field."""
+    check_fields(recipe_set or {}, allowed, "`recipe_set`")
+    return dict(recipe_set or {})
+
+
+def preset_name(recipe):
+    """A recipe's preset name for messages: its name, a preset's value, or None."""
+    if isinstance(recipe, str):
+        return recipe
+    return next((name for name, preset in RECIPES.items() if preset == recipe), None)
 
 
 def load_for_finetuning(weights, num_classes, image_size=None, dtype=None, variant=None,
@@ -287,11 +319,11 @@ def load_for_finetuning(weights, num_classes, image_size=None, dtype=None, varia
 def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=None,
              batch_size=None, learning_rate=None, warmup_epochs=None, decay=None,
              label_smoothing=None, augment=None, seed=0, mixed_precision=False,
-             jit_compile="auto", distribute=False, gradient_accumulation_steps=None,
+             jit_compile=None, distribute=False, gradient_accumulation_steps=None,
              steps_per_execution=None, data_dir=None, manual_dir=None, tensorboard=True,
              verbose="auto", overwrite=False, command=None, layer_decay=None, ema=None,
              lora_rank=None, remat=False, variant=None, model_fields=None,
-             model_parallel=None, recipe=None):
+             model_parallel=None, recipe=None, recipe_set=None):
     """Fine-tunes a pre-trained ViT with the paper's fine-tuning recipe.
 
     SGD with momentum 0.9, cosine decay after a short warmup, global grad-norm
@@ -319,7 +351,11 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
             variant="B/16" or model_fields={"num_heads": 3} (as `keras-vit
             convert --variant/--set`). Defaults: None.
         recipe: a `Recipe` or a preset's name whose `FINETUNE_FIELDS` give the
-            values the arguments above leave None. Defaults to "finetune".
+            values the arguments above leave None. Defaults to "finetune", its epochs,
+            batch and rate fitted to the training set (`finetune_plan`).
+        recipe_set: dict of the `FINETUNE_FIELDS` (and image_size) over the recipe and
+            the arguments above (`--recipe-set`), e.g. {"optimizer": "adamw",
+            "weight_decay": 0.05}. Defaults to None.
         model_parallel, others: as in `train`.
 
     Returns:
@@ -327,20 +363,26 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     """
     given = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                  warmup_epochs=warmup_epochs, decay=decay, label_smoothing=label_smoothing,
-                 augment=augment)
+                 augment=augment, jit_compile=jit_compile,
+                 gradient_accumulation_steps=gradient_accumulation_steps)
+    recipe_set = checked_recipe_set(recipe_set, ("image_size", *FINETUNE_FIELDS))
+    image_size = recipe_set.pop("image_size", image_size)  # the model's, not the recipe's
+    asked = {**given, **recipe_set}
     # Probe the data set for its size and classes first, then load at the model's size.
     _, probe = datasets.load_dataset(data, "train", batch_size=1, data_dir=data_dir,
                                      manual_dir=manual_dir)
     if recipe is None and probe.num_examples:  # "finetune", its steps fitted to the data
         plan, why = finetune_plan(probe.num_examples, probe.image_size)
         defaults = dict(FINETUNE_RECIPE, **plan)
-        if not any(given[k] is not None for k in plan):
+        if not any(asked.get(k) is not None for k in plan):
             log(f"Fine-tuning recipe: {why}.", verbose not in (0, False))
     else:
-        defaults = get_recipe(recipe or "finetune").to_dict(FINETUNE_FIELDS)
-    run = Run(defaults, given, data, "finetune", output_dir, seed, jit_compile,
-               distribute, gradient_accumulation_steps, mixed_precision, verbose,
-               model_parallel)
+        plan, defaults = {}, get_recipe(recipe or "finetune").to_dict(FINETUNE_FIELDS)
+    run = Run(defaults, given, data, "finetune", output_dir, seed, distribute=distribute,
+              mixed_precision=mixed_precision, verbose=verbose,
+              model_parallel=model_parallel, recipe_set=recipe_set,
+              name=preset_name(recipe or "finetune"),
+              planned=[k for k in plan if k not in asked or asked[k] is None])
     with run.scope():
         with finetune_kit.remat_scope(remat):  # fine-tuning kit
             vit = load_for_finetuning(weights, probe.num_classes, image_size, dtype=run.dtype,
@@ -352,8 +394,7 @@ def finetune(weights, data="digits", output_dir=None, image_size=None, epochs=No
     train_ds, test_ds, info = run.load(vit.config.image_hw, vit.config.num_channels,
                                        data_dir=data_dir, manual_dir=manual_dir)
     with run.scope():
-        optimizer = finetuning_optimizer(
-            run.schedule(), gradient_accumulation_steps=gradient_accumulation_steps)
+        optimizer = make_optimizer(run.recipe, run.schedule(), model=vit)
         if layer_decay is not None or ema:  # fine-tuning kit
             optimizer = finetune_kit.rebuild_optimizer(optimizer, vit, layer_decay, ema)
     run.record.update(weights=str(weights), variant=variant, model_fields=model_fields or {},
