@@ -291,6 +291,11 @@ def test_train_on_a_folder_of_small_gray_images_with_no_flags(tmp_path):
                "--no-tensorboard", "--jit-compile", "off")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "28x28x1" in out.stderr and "small-images recipe" in out.stderr, out.stderr[-2000:]
+    # The 90/10 split of a folder without train/ and test/, said once (Keras printed
+    # "Using 3 files for validation." for each of train's and test's reads): 36 images.
+    assert out.stdout.count("held out for testing") == 1, out.stdout[-2000:]
+    assert "36 images in 3 classes" in out.stdout and "33 for training, 3 held" in out.stdout
+    assert "files for validation" not in out.stdout + out.stderr, out.stdout[-2000:]
     config = json.loads((run / "metrics.json").read_text())["config"]
     model = config["model_config"]
     assert (model["image_size"], model["num_channels"], model["patch_size"]) == ([28, 28], 1, 4)
