@@ -4,6 +4,7 @@ from keras_vit.cli.common import (
     add_overwrite_argument,
     add_set_argument,
     command_line,
+    mark_data_and_weights,
     parse_fields,
 )
 
@@ -54,6 +55,7 @@ def add_pretrain(sub):
                    help="XLA: auto = on for GPU/TPU, off on a CPU")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     add_set_argument(p, "any other ViTConfig field")
+    mark_data_and_weights(p)  # a missing --data: one line before Keras starts
     p.set_defaults(run=_run)
 
 
