@@ -181,6 +181,16 @@ def test_errors_name_the_flag_typed(tmp_path, args, expected):
     assert expected in line and "model_fields" not in line, line
 
 
+def test_a_missing_data_folder_from_python_is_no_such_folder():
+    # The CLI refuses it before Keras starts (tests/test_user_paths.py); from Python the
+    # data loader says the same, not "argument `name`".
+    from keras_vit.data import load_dataset
+    from keras_vit.errors import DataNotFound
+
+    with pytest.raises(DataNotFound, match=r"^no such folder: path/to/folder \(expected"):
+        load_dataset("path/to/folder")
+
+
 def test_library_argument_names_become_the_commands_flags():
     from keras_vit.cli import build_parser
     from keras_vit.cli.common import name_the_flags
@@ -371,3 +381,19 @@ def test_no_message_installs_the_other_pypi_keras_vit():
         m.start() for m in wrong.finditer(readme) if readme.rfind("another package", 0, m.start())
         > m.start() - 120], "README: a `pip install keras-vit` outside the name-clash note"
     assert 'pip install ".[EXTRA]"' in note, note
+
+
+def test_the_readme_names_the_install_of_every_backend_extra():
+    # KERAS_BACKEND=jax without jax says `pip install ".[jax]"`; the README named no [jax].
+    import re
+
+    from keras_vit.cli.common import BACKENDS
+
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    extras = {re.search(r'\.\[(\w+)\]', line).group(1) for _, line in BACKENDS.values()
+              if ".[" in line}
+    assert extras == {"tf", "jax"}, extras  # the backends this project installs itself
+    named = set()
+    for match in re.finditer(r'pip install "\.\[([\w,]+)\]"', readme):
+        named |= set(match.group(1).split(","))
+    assert extras <= named, (extras, named)

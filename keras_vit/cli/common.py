@@ -341,7 +341,7 @@ def mark_data_and_weights(parser):
     checkpoint name, is refused in one line before TensorFlow starts."""
     for action in parser._actions:  # noqa: SLF001 - argparse has no public listing
         if action.dest == "data":
-            input_path(action, "no such folder or data set: {} (expected an image folder, "
+            input_path(action, "no such folder: {} (expected an image folder, "
                        f"one sub-folder per class, or one of {', '.join(DATA_NAMES)}, "
                        "vtab/<task>)", names_too=_is_data_name)
         elif action.dest == "weights":
