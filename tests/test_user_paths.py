@@ -78,9 +78,9 @@ def test_help_and_argument_errors_import_no_tensorflow(args):
     (["convert", "missing.npz", "--output", "x.keras"],
      "No checkpoint file or folder at missing.npz."),
     # train, finetune and pretrain (issue 23 item 10: 18-20 s of TensorFlow start-up first)
-    (["train", "--data", "nowhere"], "no such folder: nowhere (expected an "
-     "image folder, one sub-folder per class, or one of digits, cifar10, cifar100, "
-     "oxford_iiit_pet, oxford_flowers102, imagenet2012, imagenet2012_real, vtab/<task>)"),
+    (["train", "--data", "nowhere"], "no such folder: nowhere (expected one of digits, "
+     "cifar10, cifar100, oxford_iiit_pet, oxford_flowers102, imagenet2012, "
+     "imagenet2012_real, vtab/<task>, or an image folder, one sub-folder per class)"),
     (["pretrain", "--data", "gone/folder/"], "no such folder: gone/folder/ "),
     (["finetune", "--weights", "nowhere"], "No checkpoint file or folder at nowhere, nor a "
      "registered name (VARIANT:TAG such as B/16:augreg_in21k, or TAG with --variant)."),

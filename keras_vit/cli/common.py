@@ -341,9 +341,9 @@ def mark_data_and_weights(parser):
     checkpoint name, is refused in one line before TensorFlow starts."""
     for action in parser._actions:  # noqa: SLF001 - argparse has no public listing
         if action.dest == "data":
-            input_path(action, "no such folder: {} (expected an image folder, "
-                       f"one sub-folder per class, or one of {', '.join(DATA_NAMES)}, "
-                       "vtab/<task>)", names_too=_is_data_name)
+            input_path(action, f"no such folder: {{}} (expected one of {', '.join(DATA_NAMES)}, "
+                       "vtab/<task>, or an image folder, one sub-folder per class)",
+                       names_too=_is_data_name)
         elif action.dest == "weights":
             input_path(action, "No checkpoint file or folder at {}, nor a registered name "
                        "(VARIANT:TAG such as B/16:augreg_in21k, or TAG with --variant).",
