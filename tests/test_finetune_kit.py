@@ -182,10 +182,12 @@ def test_ema_momentum_is_the_one_asked_for_and_averages_by_it():
                                    0.9 * after_1 + 0.1 * after_2, atol=1e-5, err_msg=v.path)
 
 
-def test_finetune_ema_flag_passes_its_momentum(monkeypatch):
+def test_finetune_ema_flag_passes_its_momentum(monkeypatch, tmp_path):
     from keras_vit import training
     from keras_vit.cli import main
 
+    (tmp_path / "w.keras").touch()  # --weights must exist (checked before Keras starts)
+    monkeypatch.chdir(tmp_path)
     seen = []
     monkeypatch.setattr(training, "finetune", lambda *a, **kw: seen.append(kw["ema"]) or {})
     for flags in (["--ema", "0.9"], ["--ema"], []):

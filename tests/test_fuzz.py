@@ -206,3 +206,22 @@ def test_a_keras_config_describing_a_huge_model_is_refused_before_building(tmp_p
     with pytest.raises(KerasViTError, match="describes a model of") as error:
         load_model(hostile)
     assert str(hostile) in str(error.value)
+
+
+@pytest.mark.parametrize("how", ["link_to_dev_zero", "over_4_mb"])
+def test_a_config_json_is_read_bounded_and_never_through_a_link_out(tmp_path, how):
+    # Hostile files item 2: a config.json linked to /dev/zero filled 8 GB.
+    import shutil
+
+    folder = tmp_path / "hf"
+    shutil.copytree(os.path.join(FIXTURES, "hf_tiny"), folder)
+    config = folder / "config.json"
+    text = config.read_text()
+    config.unlink()
+    if how == "link_to_dev_zero":
+        os.symlink("/dev/zero", config)
+        message = _refused("is not a regular file in its folder", str(folder))
+    else:
+        config.write_text(" " * (5 * 2**20) + text)  # valid JSON, 5 MB
+        message = _refused(r"is over 4194304 bytes", str(folder))
+    assert str(config) in message

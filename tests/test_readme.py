@@ -184,6 +184,7 @@ def run_block(block, tmp_path):
     tmp_path.mkdir(parents=True, exist_ok=True)
     work, env = _scratch(tmp_path)
     prelude = "".join(SETUPS[name](work) for name in block.setups)
+    before = set(os.listdir(work))
     if block.lang in PYTHON_LANGS:
         (tmp_path / "setup.py").write_text(prelude)
         source = tmp_path / f"README_line{block.line}.py"
@@ -202,10 +203,12 @@ def run_block(block, tmp_path):
         command = ["bash", "-e", "-o", "pipefail", str(source)]
     else:
         raise AssertionError(block.lang)
-    return subprocess.run(
+    result = subprocess.run(
         command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=BLOCK_TIMEOUT_S[bool(block.slow)],
     )
+    result.left_in_root = sorted(set(os.listdir(work)) - before - {"runs"})
+    return result
 
 
 def check_block(block, tmp_path):
@@ -232,6 +235,11 @@ def check_block(block, tmp_path):
         assert result.returncode == 0, (
             f"README.md:{block.line}: exit status {result.returncode}:\n{tail}"
         )
+    # What a block writes goes under runs/ (git ignores it), not beside the README.
+    assert not result.left_in_root, (
+        f"README.md:{block.line}: leaves {', '.join(result.left_in_root)} in the "
+        "checkout root; write under runs/"
+    )
 
 
 def _readme_params():
@@ -324,3 +332,10 @@ def test_harness_runs_blocks_as_a_user_would(tmp_path):
     wrong = dataclasses.replace(blocks[4], expect_error="is not downloaded")
     with pytest.raises(AssertionError, match="failed without"):
         check_block(wrong, tmp_path / "e")
+    # A block that leaves a file beside the README fails; under runs/ it passes.
+    litter = dataclasses.replace(blocks[3], code="open('m.keras', 'w').close()\n")
+    with pytest.raises(AssertionError, match="README.md:18: leaves m.keras in the checkout"):
+        check_block(litter, tmp_path / "f")
+    tidy = dataclasses.replace(blocks[3], code="import os; os.makedirs('runs'); "
+                               "open('runs/m.keras', 'w').close()\n")
+    check_block(tidy, tmp_path / "g")

@@ -181,6 +181,16 @@ def test_errors_name_the_flag_typed(tmp_path, args, expected):
     assert expected in line and "model_fields" not in line, line
 
 
+def test_a_missing_data_folder_from_python_is_no_such_folder():
+    # The CLI refuses it before Keras starts (tests/test_user_paths.py); from Python the
+    # data loader says the same, not "argument `name`".
+    from keras_vit.data import load_dataset
+    from keras_vit.errors import DataNotFound
+
+    with pytest.raises(DataNotFound, match=r"^no such folder: path/to/folder \(expected"):
+        load_dataset("path/to/folder")
+
+
 def test_library_argument_names_become_the_commands_flags():
     from keras_vit.cli import build_parser
     from keras_vit.cli.common import name_the_flags
@@ -287,3 +297,103 @@ def test_a_save_killed_midway_leaves_a_temporary_the_next_save_removes(tmp_path)
     live.write_bytes(b"")
     assert _cli("convert", DIGITS_MODEL, "--output", str(target)).returncode == 0
     assert sorted(os.listdir(tmp_path)) == sorted([live.name, "out.keras"])
+
+
+def _pen_on_paper_seven(path):
+    """A 7 as a user draws it: black pen on white, 32x32 (the digits are light on dark)."""
+    from PIL import ImageDraw
+
+    image = Image.new("L", (32, 32), 255)
+    ImageDraw.Draw(image).line([(7, 5), (25, 5), (13, 29)], fill=0, width=4)
+    image.save(path)
+    Image.eval(image, lambda v: 255 - v).save(path.with_name("light_" + path.name))
+    return path, path.with_name("light_" + path.name)
+
+
+def test_a_trained_model_carries_its_polarity_and_visualize_inverts_as_predict(tmp_path):
+    # predict's auto-invert read only metrics.json beside the model, and visualize never
+    # inverted unless told: a model moved away from its run folder read pen on paper as is.
+    run = tmp_path / "run"
+    out = _cli("train", "--epochs", "1", "--output-dir", str(run), *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    moved = tmp_path / "elsewhere" / "digits.keras"  # no metrics.json beside it
+    moved.parent.mkdir()
+    shutil.copy(run / "model.keras", moved)
+    drawn, light = _pen_on_paper_seven(tmp_path / "seven.png")
+    note = "(inverted: its border is brighter than its centre; --no-invert keeps it)"
+
+    out = _cli("predict", "--model", str(moved), str(drawn), str(light))
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    assert lines[str(drawn)].endswith(note) and "inverted" not in lines[str(light)], lines
+
+    shown = lambda out: [l for l in out.stdout.splitlines() if "inverted" in l]  # noqa: E731
+    out = _cli("visualize", "--model", str(moved), str(drawn), str(light),
+               "--output-dir", str(tmp_path / "auto"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert shown(out) == [f"{drawn}:  {note}"], out.stdout
+    out = _cli("visualize", "--model", str(moved), str(drawn), str(light), "--invert",
+               "--output-dir", str(tmp_path / "forced"))
+    assert shown(out) == [f"{drawn}:  (inverted: --invert)", f"{light}:  (inverted: --invert)"]
+    out = _cli("visualize", "--model", str(moved), str(drawn), "--no-invert",
+               "--output-dir", str(tmp_path / "kept"))
+    assert out.returncode == 0 and shown(out) == [], out.stdout + out.stderr[-2000:]
+
+
+def test_a_misspelt_model_name_suggests_the_near_ones(tmp_path):
+    out = _cli("train", "--model", "digit", "--epochs", "1", "--output-dir",
+               str(tmp_path / "run"), *TINY)
+    line = _one_error_line(out)
+    assert "unknown variant 'digit'. Did you mean 'digits'?" in line, line
+    assert "'small'" in line and "Ti/16" in line and "--model" in line, line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("typed, near", [
+    ("b16", "'B/16' or "), ("ViT-Ti-16", "'Ti/16'?"), ("h14", "'H/14' or "),
+    ("R50+B16", "'R50+B/16' or 'B/16'?")])
+def test_an_unknown_variant_names_the_nearest_variants(typed, near):
+    import keras_vit
+
+    with pytest.raises(keras_vit.errors.ArgumentError, match="unknown variant") as caught:
+        keras_vit.variant_config(typed)
+    assert f"Did you mean {near}" in str(caught.value), str(caught.value)
+
+
+def test_no_message_installs_the_other_pypi_keras_vit():
+    # `keras-vit` on PyPI is another project (1.0.1, 2023): `pip install keras-vit[export]`
+    # in a fresh environment installs it. Every install line in the package and the README
+    # names an extra of the checkout (".[export]") or another package; the README says why.
+    import re
+
+    wrong = re.compile(r"""pip install\s+["']?keras[-_]vit\b""", re.IGNORECASE)
+    found = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "keras_vit")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                text = open(path, encoding="utf-8").read()
+                found += [f"{path}: {m.group(0)}" for m in wrong.finditer(text)]
+    assert not found, found
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    note = readme[readme.index("is another package"):][:200]
+    assert [m.start() for m in wrong.finditer(readme)] == [
+        m.start() for m in wrong.finditer(readme) if readme.rfind("another package", 0, m.start())
+        > m.start() - 120], "README: a `pip install keras-vit` outside the name-clash note"
+    assert 'pip install ".[EXTRA]"' in note, note
+
+
+def test_the_readme_names_the_install_of_every_backend_extra():
+    # KERAS_BACKEND=jax without jax says `pip install ".[jax]"`; the README named no [jax].
+    import re
+
+    from keras_vit.cli.common import BACKENDS
+
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    extras = {re.search(r'\.\[(\w+)\]', line).group(1) for _, line in BACKENDS.values()
+              if ".[" in line}
+    assert extras == {"tf", "jax"}, extras  # the backends this project installs itself
+    named = set()
+    for match in re.finditer(r'pip install "\.\[([\w,]+)\]"', readme):
+        named |= set(match.group(1).split(","))
+    assert extras <= named, (extras, named)

@@ -77,6 +77,17 @@ def test_help_and_argument_errors_import_no_tensorflow(args):
     (["export", "missing.keras", "--format", "tflite"], "model file not found: missing.keras"),
     (["convert", "missing.npz", "--output", "x.keras"],
      "No checkpoint file or folder at missing.npz."),
+    # train, finetune and pretrain (issue 23 item 10: 18-20 s of TensorFlow start-up first)
+    (["train", "--data", "nowhere"], "no such folder: nowhere (expected one of digits, "
+     "cifar10, cifar100, oxford_iiit_pet, oxford_flowers102, imagenet2012, "
+     "imagenet2012_real, vtab/<task>, or an image folder, one sub-folder per class)"),
+    (["pretrain", "--data", "gone/folder/"], "no such folder: gone/folder/ "),
+    (["finetune", "--weights", "nowhere"], "No checkpoint file or folder at nowhere, nor a "
+     "registered name (VARIANT:TAG such as B/16:augreg_in21k, or TAG with --variant)."),
+    (["finetune", "--weights", "README.md", "--data", "cifar"],
+     "no such folder: cifar "),
+    (["finetune", "--weights", "gone/B_16.npz", "--variant", "B/16"],
+     "No checkpoint file or folder at gone/B_16.npz, nor a registered name "),
 ])
 def test_a_missing_input_path_is_refused_before_keras_starts(args, line):
     # Seconds of TensorFlow start-up (10-17 s on a loaded 2-core CPU) for a typo: the
@@ -84,7 +95,25 @@ def test_a_missing_input_path_is_refused_before_keras_starts(args, line):
     out = _python(_RUN_CLI.format(args=args))
     *printed, status = out.stderr.strip().splitlines()
     assert status.split()[1:] == ["1", "False", "False"], out.stderr[-2000:]
-    assert printed == [f"keras-vit {args[0]}: error: {line}"], printed
+    expected = f"keras-vit {args[0]}: error: {line}"
+    # A line ending in a space is the start of what is printed; else all of it.
+    assert printed == [expected] or line.endswith(" ") and len(printed) == 1 and printed[
+        0].startswith(expected), printed
+
+
+def test_data_and_checkpoint_names_are_not_taken_for_missing_paths():
+    import keras_vit
+    from keras_vit.cli import build_parser
+    from keras_vit.cli.common import DATA_NAMES, check_input_paths
+
+    assert DATA_NAMES == keras_vit.data.DATASETS  # the CLI's copy, kept light
+    parser = build_parser()
+    for argv in (["train", "--data", "cifar100"], ["pretrain", "--data", "vtab/dtd"],
+                 ["finetune", "--weights", "B/16:augreg_in21k", "--data", "digits"],
+                 ["finetune", "--weights", "augreg_in21k", "--variant", "B/16"],
+                 ["finetune", "--weights", "hf://google/vit-base-patch16-224"],
+                 ["train"], ["pretrain"]):
+        check_input_paths(parser.parse_args(argv))
 
 
 def test_registered_and_hub_names_are_not_taken_for_missing_paths():
@@ -291,6 +320,11 @@ def test_train_on_a_folder_of_small_gray_images_with_no_flags(tmp_path):
                "--no-tensorboard", "--jit-compile", "off")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "28x28x1" in out.stderr and "small-images recipe" in out.stderr, out.stderr[-2000:]
+    # The 90/10 split of a folder without train/ and test/, said once (Keras printed
+    # "Using 3 files for validation." for each of train's and test's reads): 36 images.
+    assert out.stdout.count("held out for testing") == 1, out.stdout[-2000:]
+    assert "36 images in 3 classes" in out.stdout and "33 for training, 3 held" in out.stdout
+    assert "files for validation" not in out.stdout + out.stderr, out.stdout[-2000:]
     config = json.loads((run / "metrics.json").read_text())["config"]
     model = config["model_config"]
     assert (model["image_size"], model["num_channels"], model["patch_size"]) == ([28, 28], 1, 4)
@@ -499,7 +533,7 @@ WITHOUT_JAX = """
 import sys
 sys.modules["jax"] = None
 from keras_vit.cli import main
-sys.exit(main(["train", "--data", "nowhere"]))
+sys.exit(main(["train", "--data", "cifar10"]))  # a name: past the early path check
 """
 
 

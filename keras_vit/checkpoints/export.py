@@ -42,7 +42,8 @@ _FILES = {"timm": ("config.json", "model.safetensors"),
 # Fields that change no weight and no output of an exported network in eval
 # mode (regularisers, how keras_vit resamples or takes its input).
 _NEUTRAL = ("dropout_rate", "attention_dropout_rate", "drop_path_rate", "include_preprocessing",
-            "resample_method", "resample_antialias", "dynamic_image_size", "hybrid_width")
+            "resample_method", "resample_antialias", "dynamic_image_size", "hybrid_width",
+            "background")
 # Fields each writer can represent; every other field must keep its default.
 SUPPORTED = {
     "timm": _NEUTRAL + (

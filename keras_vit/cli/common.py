@@ -1,5 +1,6 @@
 """What every command shares: the one-line error rule, the `--set` grammar, quiet start-up."""
 
+import argparse
 import contextlib
 import importlib.abc
 import importlib.util
@@ -267,7 +268,8 @@ def input_path(action, message, names_too=False):
     reads: `check_input_paths` refuses a missing one with `message.format(path)` before
     any heavy import (Keras, TensorFlow) or model load. With `names_too` the argument
     may also be a registered or hub name: only a value with a file suffix or a path
-    separator at its end is checked."""
+    separator at its end is checked; `names_too` may instead be a function of the
+    value and the parsed arguments, True for a name the library resolves itself."""
     action.input_path = (message, names_too)
     return action
 
@@ -283,11 +285,69 @@ def check_input_paths(args):
         message, names_too = mark
         for path in value if isinstance(value, list) else [value]:
             path = str(path)
-            if names_too and not (path.lower().endswith(_FILE_SUFFIXES) or path.endswith(
+            if callable(names_too):
+                if names_too(path, args):
+                    continue
+            elif names_too and not (path.lower().endswith(_FILE_SUFFIXES) or path.endswith(
                     ("/", os.sep))):
                 continue
             if not os.path.exists(path):
                 raise CommandError(message.format(path))
+
+
+def add_invert_argument(parser):
+    """`--invert` / `--no-invert` of predict and visualize (default: auto, see
+    `keras_vit.evaluation.predict.invert_images`)."""
+    parser.add_argument(
+        "--invert", action=argparse.BooleanOptionalAction, default=None,
+        help="use 255 - pixel, or never (--no-invert); by default an image is inverted "
+        "when its polarity is not the training data's (for the digits model, light "
+        "strokes on dark: a drawing whose border is brighter than its centre)",
+    )
+
+
+def invert_note(inverted, invert):
+    """What predict and visualize print beside an image they inverted (`invert`: the
+    flag, None for auto)."""
+    if not inverted:
+        return ""
+    if invert is None:
+        return "  (inverted: its border is brighter than its centre; --no-invert keeps it)"
+    return "  (inverted: --invert)"
+
+
+# keras_vit.data.DATASETS, written here so a missing --data is refused before Keras
+# starts (tests/test_user_paths.py checks they agree).
+DATA_NAMES = ("digits", "cifar10", "cifar100", "oxford_iiit_pet", "oxford_flowers102",
+              "imagenet2012", "imagenet2012_real")
+
+
+def _is_data_name(value, args):
+    return value in DATA_NAMES or value.startswith("vtab/")
+
+
+def _is_checkpoint_name(value, args):
+    """A checkpoint name the pipeline resolves: a hub name (hf://...) or a registered
+    VARIANT:TAG (every registered name has its colon), or a bare TAG with --variant;
+    never a value with a file suffix."""
+    if value.lower().endswith(_FILE_SUFFIXES) or value.endswith(("/", os.sep)):
+        return False
+    return ":" in value or getattr(args, "variant", None) is not None
+
+
+def mark_data_and_weights(parser):
+    """Marks the `--data` and `--weights` of train, finetune and pretrain as input
+    paths (`input_path`): a folder or file that is missing, and not a data set or
+    checkpoint name, is refused in one line before TensorFlow starts."""
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public listing
+        if action.dest == "data":
+            input_path(action, f"no such folder: {{}} (expected one of {', '.join(DATA_NAMES)}, "
+                       "vtab/<task>, or an image folder, one sub-folder per class)",
+                       names_too=_is_data_name)
+        elif action.dest == "weights":
+            input_path(action, "No checkpoint file or folder at {}, nor a registered name "
+                       "(VARIANT:TAG such as B/16:augreg_in21k, or TAG with --variant).",
+                       names_too=_is_checkpoint_name)
 
 
 def model_or_digits(path):

@@ -1,8 +1,6 @@
 """`keras-vit predict`."""
 
-import argparse
-
-from keras_vit.cli.common import input_path, model_or_digits
+from keras_vit.cli.common import add_invert_argument, input_path, invert_note, model_or_digits
 
 
 def add_predict(sub):
@@ -18,12 +16,7 @@ def add_predict(sub):
                               help="a .keras model file (default: the digits model)"),
                "model file not found: {}")
     p.add_argument("--top", type=int, default=1, help="classes shown per image (default: 1)")
-    p.add_argument(
-        "--invert", action=argparse.BooleanOptionalAction, default=None,
-        help="use 255 - pixel, or never (--no-invert); by default an image is inverted "
-        "when its polarity is not the training data's (for the digits model, light "
-        "strokes on dark: a drawing whose border is brighter than its centre)",
-    )
+    add_invert_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     def run(args):
@@ -37,7 +30,7 @@ def add_predict(sub):
         results = evaluation.predict_images(
             model, args.images, top=args.top,
             invert="auto" if args.invert is None else args.invert,
-            background=background_for(path), class_names=evaluation.class_names_for(path),
+            background=background_for(path, model), class_names=evaluation.class_names_for(path),
         )
         if args.json:
             print(json.dumps(results, indent=2))
@@ -45,12 +38,7 @@ def add_predict(sub):
             shown = ", ".join(
                 f"{p['name']} ({p['probability']:.4f})" for p in result["predictions"]
             )
-            note = ""
-            if result["inverted"] and args.invert is None:
-                note = "  (inverted: its border is brighter than its centre; --no-invert keeps it)"
-            elif result["inverted"]:
-                note = "  (inverted: --invert)"
-            print(f"{result['path']}: {shown}{note}")
+            print(f"{result['path']}: {shown}{invert_note(result['inverted'], args.invert)}")
         return 0
 
     p.set_defaults(run=run)

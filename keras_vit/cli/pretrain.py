@@ -5,6 +5,7 @@ from keras_vit.cli.common import (
     add_recipe_arguments,
     add_set_argument,
     command_line,
+    mark_data_and_weights,
     parse_fields,
 )
 from keras_vit.cli.train import PRESETS, TRAIN_FIELDS, check_preset
@@ -69,6 +70,7 @@ def add_pretrain(sub):
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     add_set_argument(p, "any other ViTConfig field")
     add_recipe_arguments(p, PRESETS)
+    mark_data_and_weights(p)  # a missing --data: one line before Keras starts
     p.set_defaults(run=_run)
 
 

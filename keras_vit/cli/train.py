@@ -6,6 +6,7 @@ from keras_vit.cli.common import (
     add_recipe_arguments,
     add_set_argument,
     command_line,
+    mark_data_and_weights,
     parse_fields,
 )
 from keras_vit.errors import ArgumentError
@@ -51,6 +52,7 @@ def _recipe_arguments(p, defaults):
     # keras_vit.training.RECIPES, written here so `--help` imports no TensorFlow
     # (tests/test_recipes.py checks they agree).
     add_recipe_arguments(p, PRESETS)
+    mark_data_and_weights(p)  # a missing --data or --weights: one line before Keras starts
 
 
 PRESETS = ("digits", "small_images", "from_scratch", "finetune", "vtab", "mpp")

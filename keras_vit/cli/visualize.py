@@ -1,6 +1,6 @@
 """`keras-vit visualize`."""
 
-from keras_vit.cli.common import input_path, model_or_digits
+from keras_vit.cli.common import add_invert_argument, input_path, invert_note, model_or_digits
 
 
 def add_visualize(sub):
@@ -18,10 +18,7 @@ def add_visualize(sub):
                               help="a .keras model file (default: the digits model)"),
                "model file not found: {}")
     p.add_argument("--output-dir", required=True, help="folder to write the figures into")
-    p.add_argument(
-        "--invert", action="store_true",
-        help="use 255 - pixel (dark ink on light paper, for the digits model)",
-    )
+    add_invert_argument(p)
     p.add_argument(
         "--overwrite", action="store_true",
         help="replace the figures of an earlier run in a non-empty --output-dir",
@@ -31,15 +28,19 @@ def add_visualize(sub):
         import pathlib
 
         from keras_vit import analysis, evaluation
+        from keras_vit.evaluation.predict import background_for, invert_images
         from keras_vit.models.feature_extractor import vit_config_and_blocks
 
         path = model_or_digits(args.model)
         model = evaluation.load_model(path)
         vit_config_and_blocks(model)  # a ViT with attention layers, or one line saying not
         shape = tuple(model.inputs[0].shape[1:])
-        images = evaluation.load_images(args.images, shape[:2], shape[2])
-        if args.invert:
-            images = 255.0 - images
+        images, inverted = invert_images(
+            evaluation.load_images(args.images, shape[:2], shape[2]),
+            "auto" if args.invert is None else args.invert, background_for(path, model))
+        for name, flipped in zip(args.images, inverted):  # as predict says it
+            if flipped:
+                print(f"{name}:{invert_note(flipped, args.invert)}")
         summary = analysis.visualize(
             model, images, args.output_dir,
             names=[pathlib.Path(p).name for p in args.images], overwrite=args.overwrite,

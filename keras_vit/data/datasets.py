@@ -35,6 +35,14 @@ class DatasetInfo:
     num_examples: Optional[int]  # None where unknown (tfds slices, mock data)
     class_names: Optional[Tuple[str, ...]] = None
     one_hot_labels: bool = False  # True with MixUp/CutMix: labels are (B, K) floats
+    # The images' background where the data set is known for it: "dark" (light strokes
+    # on black) for DARK_BACKGROUND_DATA; None: not known (a folder, photographs).
+    background: Optional[str] = None
+
+
+# Data sets of light strokes on a dark background: a model trained on one reads
+# a dark-on-light drawing (pen on paper) only after 255 - x.
+DARK_BACKGROUND_DATA = ("digits", "mnist", "emnist", "kmnist", "fashion_mnist")
 
 
 def _looks_like_a_path(name):
@@ -221,6 +229,7 @@ def load_dataset(
         num_examples=num_examples,
         class_names=class_names,
         one_hot_labels=bool({"mixup", "cutmix"} & set(augment)),
+        background="dark" if str(name).lower() in DARK_BACKGROUND_DATA else None,
     )
     return dataset, info
 

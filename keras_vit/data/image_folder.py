@@ -145,24 +145,52 @@ def load_image_folder(path, split="train", image_size=(224, 224), num_channels=3
     # black); GIFs decode to RGB only, so a folder with one keeps TensorFlow's reading.
     composite = (check_images(files) and num_channels in (1, 3)
                  and not any(f.lower().endswith(".gif") for f in files))
-    dataset = keras.utils.image_dataset_from_directory(
-        directory,
-        labels="inferred",
-        label_mode="int",
-        class_names=classes,
-        color_mode=_color_mode(4 if composite else num_channels),
-        batch_size=None,
-        image_size=tuple(image_size),
-        shuffle=subset is not None,  # a fixed permutation for the 90/10 split
-        seed=HOLDOUT_SEED,
-        validation_split=HOLDOUT_FRACTION if subset else None,
-        subset=subset,
-        verbose=False,
-    )
+    # Keras prints "Using N files for ..." on every call, even with verbose=False (twice for
+    # one folder: train's and test's split); the split is said once, by `_say_split`.
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        dataset = keras.utils.image_dataset_from_directory(
+            directory,
+            labels="inferred",
+            label_mode="int",
+            class_names=classes,
+            color_mode=_color_mode(4 if composite else num_channels),
+            batch_size=None,
+            image_size=tuple(image_size),
+            shuffle=subset is not None,  # a fixed permutation for the 90/10 split
+            seed=HOLDOUT_SEED,
+            validation_split=HOLDOUT_FRACTION if subset else None,
+            subset=subset,
+            verbose=False,
+        )
+    finally:
+        if interactive:
+            keras.config.enable_interactive_logging()
+    if subset is not None:
+        _say_split(directory, classes)
     if composite:
         dataset = dataset.map(lambda image, label: (_onto_background(image, num_channels),
                                                     label))
     return dataset, classes
+
+
+# Folders whose 90/10 split this process has already told the user about.
+_SPLITS_SAID = set()
+
+
+def _say_split(directory, classes):
+    """Prints, once per folder and process, how a folder without train/ and test/ is
+    split (train and test each read it; the numbers are Keras', its 10 % rounded down)."""
+    key = os.path.realpath(directory)
+    if key in _SPLITS_SAID:
+        return
+    _SPLITS_SAID.add(key)
+    total = sum(len(_image_files(os.path.join(directory, c))) for c in classes)
+    held = int(HOLDOUT_FRACTION * total)
+    print(f"{directory}: {total} images in {len(classes)} classes, no train/ and test/ "
+          f"sub-folders: {total - held} for training, {held} held out for testing "
+          f"(a fixed {HOLDOUT_FRACTION:.0%}, seed {HOLDOUT_SEED}).")
 
 
 def _onto_background(rgba, num_channels):

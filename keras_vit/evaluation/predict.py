@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 
 from keras_vit.checkpoints.validate import check_keras_file
+from keras_vit.data.datasets import DARK_BACKGROUND_DATA
 from keras_vit.data.image_file import read_image
 from keras_vit.errors import ArgumentError, DataError, DataNotFound
 from keras_vit.utils import check_positive_int
@@ -98,11 +99,6 @@ def load_images(paths, image_size, num_channels):
     return np.stack(arrays)
 
 
-# Data sets of light strokes on a dark background: a model trained on one reads
-# a dark-on-light drawing (pen on paper) only after 255 - x.
-DARK_BACKGROUND_DATA = ("digits", "mnist", "emnist", "kmnist", "fashion_mnist")
-
-
 def predict_images(model, paths, top=5, class_names=None, invert="auto", background=None,
                    batch_size=32):
     """Classifies image files with `model`.
@@ -148,9 +144,11 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
             f"'dark' or 'light'. Received: background={background!r}"
         )
     if isinstance(model, (str, pathlib.Path)):
+        path, model = model, load_model(model)
         if background is None:
-            background = background_for(model)
-        model = load_model(model)
+            background = background_for(path, model)
+    elif background is None:
+        background = getattr(getattr(model, "config", None), "background", None)
     top = check_positive_int("top", top)
     paths = [str(p) for p in paths]
     if not paths:
@@ -161,13 +159,7 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
             "Received an invalid value for argument `model`, expected an input "
             f"of fixed shape (H, W, C). Received: input shape {shape}"
         )
-    images = load_images(paths, shape[:2], shape[2])
-    if invert == "auto":
-        inverted = [background is not None and has_light_background(image) != (background == "light")
-                    for image in images]
-    else:
-        inverted = [bool(invert)] * len(images)
-    images = np.where(np.asarray(inverted)[:, None, None, None], 255.0 - images, images)
+    images, inverted = invert_images(load_images(paths, shape[:2], shape[2]), invert, background)
     images = _normalise_if_needed(model, images)
     outputs = np.concatenate(
         [np.asarray(model.predict_on_batch(images[i : i + batch_size]), dtype=np.float64)
@@ -205,6 +197,28 @@ def predict_images(model, paths, top=5, class_names=None, invert="auto", backgro
     return results
 
 
+def invert_images(images, invert="auto", background=None):
+    """`(images, inverted)`: (B, H, W, C) pixels with 255 - x where `inverted[i]`,
+    the rule of `predict_images` (and `keras-vit visualize`): `invert` True or False
+    for every image; "auto" inverts an image whose polarity (`has_light_background`)
+    is not the training data's `background` ("dark", "light"; None: none inverted)."""
+    if invert == "auto":
+        inverted = [background is not None and has_light_background(image) != (background == "light")
+                    for image in images]
+    else:
+        inverted = [bool(invert)] * len(images)
+    return np.where(np.asarray(inverted)[:, None, None, None], 255.0 - images, images), inverted
+
+
+def record_background(model, background):
+    """Records the training images' `background` ("dark", "light" or None) in a keras_vit
+    model's config (`ViTConfig.background`), so its `.keras` file carries the polarity
+    predict and visualize invert by. It changes no weight or layer: the config is
+    replaced by its copy with that field, what `get_config` then saves."""
+    model.config = model.config.replace(background=background)
+    return model
+
+
 def has_light_background(image):
     """Whether an (H, W, C) image's border is brighter than its centre.
 
@@ -221,13 +235,17 @@ def has_light_background(image):
     return bool(gray[border].mean() > centre.mean())
 
 
-def background_for(model_path):
-    """"dark" when the run beside a model trained on light-on-dark data, else None.
+def background_for(model_path, model=None):
+    """The background ("dark", "light") of the images a model was trained on, or None.
 
-    Reads `metrics.json` in the model's folder (what `keras-vit train` writes):
-    its "background" if recorded, else "dark" for the data sets of
-    `DARK_BACKGROUND_DATA` (the digits among them).
+    The loaded `model`'s own record (`config.background`, what train and finetune
+    save), else, for a model saved before that was recorded, `metrics.json` in the
+    model's folder (what `keras-vit train` writes): its "background" if recorded, else
+    "dark" for the data sets of `DARK_BACKGROUND_DATA` (the digits among them).
     """
+    recorded = getattr(getattr(model, "config", None), "background", None)
+    if recorded is not None:
+        return recorded
     path = pathlib.Path(model_path).resolve().parent / "metrics.json"
     try:
         metrics = json.loads(path.read_text())

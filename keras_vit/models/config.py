@@ -18,6 +18,9 @@ POSITION_EMBEDDINGS = ("learned", "learned_2d", "sincos_2d", "relative", "none")
 PLACEMENTS = ("stem", "every_layer", "every_layer_shared")
 RESAMPLE_METHODS = ("linear", "bicubic")
 
+# `ViTConfig.background`: the polarity of the images a model was trained on.
+BACKGROUNDS = (None, "dark", "light")
+
 
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
@@ -81,6 +84,10 @@ class ViTConfig:
     # the converters for a classifier whose source names them (or ImageNet's),
     # printed by `keras-vit predict`; None: unnamed. A new head has none.
     class_names: Optional[Tuple[str, ...]] = dataclasses.field(default=None, repr=False)
+    # The training images' background: "dark" (light strokes on black, as the
+    # digits and MNIST) or "light"; recorded by train and finetune, read by
+    # predict and visualize to invert an image of the other polarity. None: unknown.
+    background: Optional[str] = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -106,6 +113,7 @@ class ViTConfig:
                     f"True or False. Received: {name}={getattr(self, name)!r}"
                 )
         check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("background", self.background, BACKGROUNDS)
         if self.class_names is not None:
             names = self.class_names
             if (isinstance(names, str) or not isinstance(names, (list, tuple))

@@ -1,6 +1,8 @@
 """The model variants of the paper's Table 1 (data; the named factories that
 load weights sit above, in `keras_vit.checkpoints.factories`)."""
 
+import difflib
+
 from keras_vit.errors import ArgumentError
 from keras_vit.models.config import ViTConfig
 
@@ -18,6 +20,30 @@ VARIANTS = {
 HYBRIDS = {"R50+B/16": dict(VARIANTS["B"], patch_size=1, hybrid_layers=(3, 4, 9))}
 
 
+def variant_names():
+    """Every name `variant_config` takes (its "ViT-" prefix aside): S/P for each size of
+    Table 1 at patches 16 and 32, H/14, and the hybrids."""
+    return [f"{s}/{p}" for s in VARIANTS for p in (16, 32)] + ["H/14"] + list(HYBRIDS)
+
+
+def unknown_variant(name, argument="config", other_names=()):
+    """The ArgumentError for a variant name nothing knows, naming the argument, the
+    nearest of `other_names` (a command's own model names, such as "digits") and of
+    the variants first ("digit": digits; "b16", "vit-b/16": B/16), then every variant."""
+    names = list(other_names) + variant_names()
+    by_key = {n.lower().replace("/", "").replace("+", ""): n for n in names}
+    key = str(name).lower()
+    key = (key[4:] if key.startswith("vit-") else key).replace("/", "").replace("+", "")
+    near = [by_key[k] for k in difflib.get_close_matches(key, by_key, n=4, cutoff=0.6)]
+    hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    known = ", ".join(repr(n) for n in other_names) + (", or " if other_names else "")
+    return ArgumentError(
+        f"Received an invalid value for argument `{argument}`: unknown variant "
+        f"{name!r}.{hint} Expected {known}a name like {', '.join(variant_names())}. "
+        f"Received: {argument}={name!r}"
+    )
+
+
 def variant_config(name, **fields):
     """The `ViTConfig` of a variant name: "B/16", "ViT-L/32", "R50+B/16"."""
     key = name[4:] if name.upper().startswith("VIT-") else name
@@ -25,10 +51,5 @@ def variant_config(name, **fields):
         return ViTConfig(**HYBRIDS[key]).replace(**fields)
     size, _, patch = key.partition("/")
     if size not in VARIANTS or not patch.isdigit():
-        names = [f"{s}/{p}" for s in VARIANTS for p in (16, 32)] + ["H/14"] + list(HYBRIDS)
-        raise ArgumentError(
-            "Received an invalid value for argument `config`: unknown variant "
-            f"{name!r}. Expected a name like {', '.join(names)}. "
-            f"Received: config={name!r}"
-        )
+        raise unknown_variant(name)
     return ViTConfig(**VARIANTS[size], patch_size=int(patch)).replace(**fields)

@@ -30,8 +30,10 @@ from keras_vit import data as datasets  # looked up at call time (tests patch it
 from keras_vit.data.image_folder import image_folder_shape, is_image_folder
 from keras_vit.errors import ArgumentError
 from keras_vit.evaluation import evaluate
+from keras_vit.evaluation.predict import record_background
 from keras_vit.models import VisionTransformer, ViTConfig, variant_config
 from keras_vit.models.config import check_field_names
+from keras_vit.models.variants import unknown_variant
 from keras_vit.training import finetune_kit
 from keras_vit.training.recipes import (
     DIGITS_MODEL,
@@ -118,8 +120,7 @@ def _variant(name, **fields):
     except ValueError as error:  # name the argument the user gave
         if "unknown variant" not in str(error):
             raise
-        raise ArgumentError(str(error).replace("`config`", "`model`").replace(
-            "config=", "model=")) from error
+        raise unknown_variant(name, "model", ("digits", "small")) from error
 
 
 def test_metrics(model, dataset, num_classes):
@@ -140,6 +141,7 @@ def _fit(run, model, optimizer, train_ds, test_ds, info, steps_per_execution, te
     """Compiles the classifier (cross-entropy with the recipe's label smoothing) and
     fits it in the run folder (`Run.fit`); shared by train and finetune."""
     run.record["image_size"] = list(model.config.image_hw)
+    record_background(model, info.background)  # saved with it: predict's auto-invert
     with run.scope():  # under the strategy: the XLA policy sees it
         label_smoothing = run.recipe["label_smoothing"]
         run.compile(
