@@ -411,11 +411,13 @@ def test_train_on_the_finetune_recipe_trains_with_sgd_and_says_so(tmp_path, caps
 
 
 def _forget_optimizer_fields(folder, fields=("optimizer", "momentum", "global_clipnorm")):
-    """Makes `folder` what a run before the recipe held its optimizer recorded."""
+    """Makes `folder` what a run before the recipe held its optimizer recorded (and
+    before a model recorded its training images' background)."""
     for path, key in ((folder / "metrics.json", "config"),
                       (folder / "checkpoint" / "state.json", "config")):
         record = json.loads(path.read_text())
         record[key] = {k: v for k, v in record[key].items() if k not in fields}
+        record[key]["model_config"].pop("background", None)
         path.write_text(json.dumps(record))
 
 
@@ -429,11 +431,13 @@ def test_a_run_folder_from_before_the_optimizer_fields_resumes_or_is_refused(tmp
                jit_compile=False, tensorboard=False, verbose=2)
     train("digits", epochs=1, **run)
     _forget_optimizer_fields(folder)
-    assert "optimizer" not in read_state(str(folder / "checkpoint"))["config"]
+    recorded = read_state(str(folder / "checkpoint"))["config"]
+    assert "optimizer" not in recorded and "background" not in recorded["model_config"]
     capsys.readouterr()
     metrics = train("digits", epochs=2, **run)  # AdamW, 0.9, clip 1: what it implied
     assert "Extending the run" in capsys.readouterr().err
     assert metrics["resumed_from_epoch"] == 1 and metrics["config"]["optimizer"] == "adamw"
+    assert metrics["config"]["model_config"]["background"] == "dark"  # digits: light on black
     _forget_optimizer_fields(folder)
     for change, shown in ((dict(optimizer="sgd"), "optimizer 'adamw' -> 'sgd'"),
                           (dict(momentum=0.8), "momentum 0.9 -> 0.8"),

@@ -588,6 +588,10 @@ MUTATIONS = [
      "    old = {**(implied or {}), **old}\n", "",
      ["tests/test_training.py::"
       "test_a_run_folder_from_before_the_optimizer_fields_resumes_or_is_refused"], {}),
+    ("background-compared-on-resume", "keras_vit/training/runs.py",
+     " and k not in _MODEL_NOT_COMPARED]", "]",
+     ["tests/test_training.py::"
+      "test_a_run_folder_from_before_the_optimizer_fields_resumes_or_is_refused"], {}),
     ("recipe-set-none-dropped", "keras_vit/training/runs.py",
      "        given.update(recipe_set or {})",
      "        given.update({k: v for k, v in (recipe_set or {}).items() if v is not None})",

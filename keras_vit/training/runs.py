@@ -60,6 +60,10 @@ RUN_FILES = ("model.keras", "pretraining.keras", "metrics.json", "history.csv", 
 # Execution details that do not change what is trained: a rerun may differ in them.
 _NOT_COMPARED = ("jit_compile", "steps_per_execution", "steps_per_epoch", "parameters",
                  "epochs", "replicas", "processes", "devices", "model_parallel")
+# Model fields that are facts of the data, not options: `background` (the training images'
+# polarity, recorded for predict since 2026-12-07) follows the data set, which is compared
+# by name; a run folder written before it existed must still resume.
+_MODEL_NOT_COMPARED = ("background",)
 
 
 def log(message, verbose):
@@ -205,7 +209,7 @@ def config_differences(old, new, implied=None):
         a, b = old.get(key), new.get(key)
         if key == "model_config" and isinstance(a, dict) and isinstance(b, dict):
             differences += [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
-                            if a.get(k) != b.get(k)]
+                            if a.get(k) != b.get(k) and k not in _MODEL_NOT_COMPARED]
         elif a != b:
             differences.append(f"{key} {a!r} -> {b!r}")
     if new.get("epochs", 0) < old.get("epochs", 0):
