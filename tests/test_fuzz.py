@@ -156,6 +156,28 @@ def test_npz_members_forged_typed_or_not_finite_are_refused(tmp_path):
     _refused("`Transformer/encoder_norm/scale` holds NaN", _npz(tmp_path / "nan.npz", nan))
 
 
+def test_an_npz_member_that_decompresses_like_a_bomb_is_refused_before_reading(tmp_path):
+    # Hostile files item 2: under the 8 GB cap, a 300 MiB member of zeros stored in about
+    # 300 kB (1000x) would be decompressed whole before "not used by the model".
+    import io
+    import zipfile
+
+    import numpy as np
+
+    path = _npz(tmp_path / "bomb.npz", lambda t: None)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (75 * 2**20,)})
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("bomb.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            zeros = bytes(2**22)
+            for _ in range(75):
+                member.write(zeros)
+    assert os.path.getsize(path) < 2 * 2**20
+    _refused(r"`bomb.npy` would decompress to 314572\d{3} bytes from \d+ \(\d+x", path)
+
+
 def test_safetensors_header_entries_are_validated_before_use(tmp_path):
     data = open(os.path.join(FIXTURES, "timm_tiny.safetensors"), "rb").read()
     n = int.from_bytes(data[:8], "little")

@@ -32,6 +32,12 @@ from keras_vit.models.config import ViTConfig
 MAX_CHECKPOINT_BYTES = 8 * 2**30
 MAX_NPZ_MEMBERS = 100_000
 MAX_KERAS_CONFIG_BYTES = 4 * 2**20
+# A zip bomb inside the 8 GB cap: float weights compress little (random-looking values
+# about 1.1x), and what compresses far (a zero-initialised head) is small, under 150 MB
+# even for ViT-G's 21k-class head. A member decompressing to more than 256 MiB at more
+# than 100x its stored size is refused before anything is read.
+MAX_NPZ_RATIO_BYTES = 256 * 2**20
+MAX_NPZ_RATIO = 100
 # Parameters a checkpoint's shapes may imply beyond the numbers it holds: the
 # position table resampled to a size asked for and small bookkeeping.
 BUDGET_SLACK = 4096
@@ -149,6 +155,13 @@ def check_npz(path):
                 f"{path} would decompress to {total} bytes (more than "
                 f"{MAX_CHECKPOINT_BYTES}); refusing it.")
         for member in members:
+            if (member.file_size > MAX_NPZ_RATIO_BYTES
+                    and member.file_size > MAX_NPZ_RATIO * max(member.compress_size, 1)):
+                raise CheckpointError(
+                    f"{path}: member `{member.filename}` would decompress to "
+                    f"{member.file_size} bytes from {member.compress_size} "
+                    f"({member.file_size // max(member.compress_size, 1)}x; weights compress "
+                    f"less than {MAX_NPZ_RATIO}x); refusing it.")
             with archive.open(member) as f:
                 try:
                     version = np.lib.format.read_magic(f)
