@@ -205,6 +205,8 @@ def test_hf_config_fields_are_type_checked_and_must_agree_with_the_tensors(tmp_p
         assert "config.json" in _refused(match, str(hf))
     (hf / "config.json").write_text("[1]")
     _refused("should hold a JSON object", str(hf))
+    (hf / "config.json").write_text(json.dumps({**config, "model_type": [1, 2]}))
+    _refused(r"names neither .* model_type=\[1, 2\]", str(hf))  # found by test_fuzz_long
 
 
 def test_a_keras_config_describing_a_huge_model_is_refused_before_building(tmp_path):

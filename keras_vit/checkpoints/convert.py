@@ -71,7 +71,9 @@ def detect_format(path):
         meta = read_json(config, "config")
         if "architecture" in meta:
             return "timm"
-        if meta.get("model_type") in hf.MODEL_TYPES or meta.get("model_type") in hf.REFUSED:
+        model_type = meta.get("model_type")
+        if isinstance(model_type, str) and (model_type in hf.MODEL_TYPES
+                                            or model_type in hf.REFUSED):
             return "hf"  # a refused family is refused by name, with why, when read
         raise CheckpointError(
             f"{config} names neither a timm `architecture` nor an HF model_type in "
