@@ -362,3 +362,15 @@ def model_or_digits(path):
             "missing; make it with `keras-vit train --output-dir weights/digits`"
         )
     return evaluation.DIGITS_MODEL
+
+
+def add_distribution_arguments(parser, distribute_help):
+    """`--distribute` (its help, `distribute_help`, says what the command distributes
+    on), `--model-parallel N` and `--gradient-accumulation-steps`, shared by train,
+    finetune and pretrain."""
+    parser.add_argument("--distribute", action="store_true", help=distribute_help)
+    parser.add_argument("--model-parallel", type=int, default=None, metavar="N",
+                        help="with --distribute on JAX: shard each model's attention and "
+                        "MLP kernels over N devices (keras_vit.training.distribution)")
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=None,
+                        help="sum gradients of this many batches per update")

@@ -1,6 +1,7 @@
 """`keras-vit pretrain`: self-supervised pre-training (masked patch prediction)."""
 
 from keras_vit.cli.common import (
+    add_distribution_arguments,
     add_overwrite_argument,
     add_recipe_arguments,
     add_set_argument,
@@ -58,15 +59,10 @@ def add_pretrain(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jit-compile", default=None, choices=("auto", "on", "off"),
                    help="XLA (default: the recipe's, auto = on for GPU/TPU, off on a CPU)")
-    p.add_argument("--distribute", action="store_true",
-                   help="data-parallel over all devices with keras.distribution on JAX, "
-                   "across the processes of a job set by KERAS_DISTRIBUTION_* on every "
-                   "host (see the README, 'Past one machine')")
-    p.add_argument("--model-parallel", type=int, default=None, metavar="N",
-                   help="with --distribute on JAX: shard each model's attention and MLP "
-                   "kernels over N devices (keras_vit.training.distribution)")
-    p.add_argument("--gradient-accumulation-steps", type=int, default=None,
-                   help="sum gradients of this many batches per update")
+    add_distribution_arguments(
+        p, "data-parallel over all devices with keras.distribution on JAX, "
+        "across the processes of a job set by KERAS_DISTRIBUTION_* on every "
+        "host (see the README, 'Past one machine')")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     add_set_argument(p, "any other ViTConfig field")
     add_recipe_arguments(p, PRESETS)

@@ -2,6 +2,7 @@
 
 from keras_vit.cli.common import (
     add_checkpoint_arguments,
+    add_distribution_arguments,
     add_overwrite_argument,
     add_recipe_arguments,
     add_set_argument,
@@ -39,15 +40,10 @@ def _recipe_arguments(p, defaults):
     p.add_argument("--jit-compile", default=None, choices=("auto", "on", "off"),
                    help="XLA (default: the recipe's, auto: see "
                    "keras_vit.training.resolve_jit_compile)")
-    p.add_argument("--distribute", action="store_true",
-                   help="data-parallel over all devices (MirroredStrategy on TensorFlow, "
-                   "keras.distribution.DataParallel on JAX; on JAX across the processes "
-                   "of a job set by KERAS_DISTRIBUTION_* on every host, see the README)")
-    p.add_argument("--model-parallel", type=int, default=None, metavar="N",
-                   help="with --distribute on JAX: shard each model's attention and MLP "
-                   "kernels over N devices (keras_vit.training.distribution)")
-    p.add_argument("--gradient-accumulation-steps", type=int, default=None,
-                   help="sum gradients of this many batches per update")
+    add_distribution_arguments(
+        p, "data-parallel over all devices (MirroredStrategy on TensorFlow, "
+        "keras.distribution.DataParallel on JAX; on JAX across the processes "
+        "of a job set by KERAS_DISTRIBUTION_* on every host, see the README)")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     # keras_vit.training.RECIPES, written here so `--help` imports no TensorFlow
     # (tests/test_recipes.py checks they agree).
