@@ -9,10 +9,11 @@ from keras_vit.cli.common import (
     mark_data_and_weights,
     parse_fields,
 )
-from keras_vit.cli.train import PRESETS, TRAIN_FIELDS, check_preset
+from keras_vit import recipes
+from keras_vit.cli.train import PRESETS, check_preset
 
 # The Recipe fields `pretrain` takes (`--recipe-set FIELD=`): no labels, no smoothing.
-PRETRAIN_FIELDS = tuple(f for f in TRAIN_FIELDS if f != "label_smoothing")
+PRETRAIN_FIELDS = recipes.pretrain_fields()
 
 
 def add_pretrain(sub):

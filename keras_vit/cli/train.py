@@ -10,6 +10,7 @@ from keras_vit.cli.common import (
     mark_data_and_weights,
     parse_fields,
 )
+from keras_vit import recipes
 from keras_vit.errors import ArgumentError
 
 
@@ -45,22 +46,15 @@ def _recipe_arguments(p, defaults):
         "keras.distribution.DataParallel on JAX; on JAX across the processes "
         "of a job set by KERAS_DISTRIBUTION_* on every host, see the README)")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
-    # keras_vit.training.RECIPES, written here so `--help` imports no TensorFlow
-    # (tests/test_recipes.py checks they agree).
     add_recipe_arguments(p, PRESETS)
     mark_data_and_weights(p)  # a missing --data or --weights: one line before Keras starts
 
 
-PRESETS = ("digits", "small_images", "from_scratch", "finetune", "vtab", "mpp")
-# The Recipe fields each command takes (`--recipe-set FIELD=`; tests/test_recipes.py
-# checks them against keras_vit.training.recipes).
-OPTIMIZER_FIELDS = ("optimizer", "momentum", "global_clipnorm", "gradient_accumulation_steps",
-                    "jit_compile")
-TRAIN_FIELDS = ("model", "image_size", "epochs", "batch_size", "learning_rate",
-                "weight_decay", "warmup_epochs", "decay", "label_smoothing", "dropout_rate",
-                "drop_path_rate", "augment", *OPTIMIZER_FIELDS)
-FINETUNE_FIELDS = ("image_size", "epochs", "batch_size", "learning_rate", "warmup_epochs",
-                   "decay", "label_smoothing", "augment", "weight_decay", *OPTIMIZER_FIELDS)
+# The presets and the Recipe fields each command takes (`--recipe-set FIELD=`), read
+# from keras_vit.recipes, which imports no Keras, so `--help` starts no TensorFlow.
+PRESETS = tuple(recipes.RECIPES)
+TRAIN_FIELDS = recipes.recipe_fields()
+FINETUNE_FIELDS = ("image_size", *recipes.FINETUNE_FIELDS)
 
 
 def check_preset(name):
