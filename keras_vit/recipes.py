@@ -31,7 +31,7 @@ class Recipe:
 
     Example:
 
-    >>> from keras_vit.training import get_recipe
+    >>> from keras_vit.recipes import get_recipe
     >>> get_recipe("digits").with_(epochs=20).epochs
     20
     """
