@@ -541,7 +541,7 @@ MUTATIONS = [
     ("readme-block-saves-in-the-root", "README.md",
      'model.save("runs/vit_int8.keras")\nmodel = keras.models.load_model("runs/vit_int8.keras")',
      'model.save("vit_int8.keras")\nmodel = keras.models.load_model("vit_int8.keras")',
-     ["tests/test_readme.py", "-k", "line688"], {}),
+     ["tests/test_readme.py", "-k", "line712"], {}),
     # issue 20: names
     ("compat-all-layers-includes-self", "keras_vit/compat.py",
      "layer._flatten_layers(include_self=False)", "layer._flatten_layers(include_self=True)",
