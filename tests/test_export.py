@@ -61,6 +61,28 @@ def test_exported_model_matches_keras_in_its_runtime(tiny, tmp_path, format, nam
                                atol=export.TOLERANCES[format] * report["scale"])
 
 
+def test_onnx_export_of_keras_own_exact_gelu(tmp_path):
+    """keras_vit's GELU is written with Erf; a layer using Keras' own exact gelu
+    (TensorFlow's Erfc, which tf2onnx 1.17 cannot convert) still exports, through
+    the Erf-based handler keras_vit registers (keras_vit/export/tf2onnx_ops.py)."""
+    _skip_if_missing("onnx")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(5)(
+        keras.layers.Dense(8, activation=lambda x: keras.ops.gelu(x, approximate=False))(
+            inputs)))
+    if keras.backend.backend() == "tensorflow":  # the op the handler exists for
+        import tensorflow as tf
+
+        graph = tf.function(model).get_concrete_function(tf.TensorSpec((None, 6))).graph
+        assert "Erfc" in {op.type for op in graph.get_operations()}
+    x = np.random.default_rng(0).normal(0.0, 2.0, (4, 6)).astype("float32")
+    report = export.export_model(model, tmp_path / "g.onnx", format="onnx", images=x)
+    assert report["max_abs_difference"] <= export.TOLERANCES["onnx"] * report["scale"]
+
+
 def test_verification_fails_when_the_artefact_differs(tiny, tmp_path):
     model, _ = tiny
     export.export_model(model, tmp_path / "sm", format="saved_model", verify=False)

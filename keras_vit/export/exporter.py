@@ -120,7 +120,7 @@ def export_model(model, output, format="saved_model", verify=True, images=None,
     # Batch and, for a dynamic-size model, height and width stay free in the artefact.
     spec = [_input_spec(model)]
     if format == "onnx" and keras_backend() == "tensorflow":
-        tf2onnx_ops.register()  # the exact GELU's Erfc
+        tf2onnx_ops.register()  # Keras' own exact gelu's Erfc, for layers that use it
     model.export(output, format=KERAS_FORMATS[format], verbose=verbose, input_signature=spec)
     report = {"format": format, "output": output}
     if verify:

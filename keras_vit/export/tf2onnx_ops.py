@@ -1,10 +1,11 @@
-"""The TensorFlow ops tf2onnx lacks that this model uses, as ONNX subgraphs.
+"""The TensorFlow ops tf2onnx lacks that a Keras model may use, as ONNX subgraphs.
 
-TensorFlow 2.21 computes the exact GELU (`keras.ops.gelu(approximate=False)`,
-timm's and HF's) with `Erfc`, which tf2onnx 1.17 cannot convert ("Tensorflow
-op [.../Gelu/Erfc: Erfc] is not supported"), so Keras' ONNX export of any ViT
-with exact GELU fails. ONNX has `Erf` (opset 9+): erfc(x) = 1 - erf(x), exact
-to float32 rounding for the arguments GELU sees.
+TensorFlow 2.21 computes Keras' exact GELU (`keras.ops.gelu(approximate=False)`)
+with `Erfc`, which tf2onnx 1.17 cannot convert ("Tensorflow op [.../Gelu/Erfc:
+Erfc] is not supported"), so Keras' ONNX export of a model using it fails.
+keras_vit's own MLP writes its GELU with `Erf` (keras_vit.layers.mlp.exact_gelu);
+this handler is for other layers, a user's head say. ONNX has `Erf` (opset 9+):
+erfc(x) = 1 - erf(x), exact to float32 rounding for the arguments GELU sees.
 """
 
 import numpy as np
