@@ -13,15 +13,15 @@ def exact_gelu(x):
     """GELU(x) = x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)), as torch and timm compute it.
 
     On TensorFlow written out rather than `keras.ops.gelu(approximate=False)`,
-    which is 0.5 x erfc(-x / sqrt 2): XLA evaluates that erfc form about three
-    times slower on a CPU, forward and backward (52 -> 17 ms on an (8320, 768)
-    tensor, TensorFlow 2.21 with XLA, 2-core AMD EPYC), and tf2onnx cannot
-    convert Erfc; TFLite's converter still finds its GELU in this arrangement
-    (0.5 * x * (1 + erf(...)); x * (0.5 + 0.5 * erf(...)) it leaves as a Flex op
-    the runtime lacks). The same function to float32 rounding. JAX and torch keep
-    Keras' gelu: jax 0.10's XLA runs its erfc form faster than this erf form
-    (20.5 against 47.2 ms on the same tensor and CPU), and torch's is its own
-    erf kernel.
+    which is 0.5 x erfc(-x / sqrt 2): XLA evaluates that erfc form slower on a
+    CPU (forward and backward of an (8320, 768) tensor 15-52 ms against 12-17,
+    benchmarks/gelu_forms.py; the CIFAR-sized training step 1.045x faster,
+    benchmarks/RESULTS.md, 2-core AMD EPYC), and tf2onnx cannot convert Erfc;
+    TFLite's converter still finds its GELU in this arrangement (0.5 * x * (1 +
+    erf(...)); x * (0.5 + 0.5 * erf(...)) it leaves as a Flex op the runtime
+    lacks). The same function to float32 rounding. JAX and torch keep Keras'
+    gelu: on JAX both forms trained the CIFAR-sized model at one speed (58.06
+    and 57.84 img/s), and torch's is its own erf kernel.
     """
     if keras.backend.backend() != "tensorflow":
         return ops.gelu(x, approximate=False)
