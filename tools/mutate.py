@@ -656,6 +656,16 @@ def run_tests(tree, tests, env, timeout):
     return done.returncode, "\n".join(lines[-3:])
 
 
+def stale(text, pattern):
+    """None when `pattern` occurs exactly once in `text`, else why the line is stale."""
+    count = text.count(pattern)
+    if count == 0:
+        return "STALE (pattern not found)"
+    if count > 1:
+        return f"STALE (pattern found {count} times)"
+    return None
+
+
 def apply(tree, path, pattern, replacement):
     """Edits the copy; returns None, or why the mutation is stale."""
     target = os.path.join(tree, path)
@@ -663,11 +673,9 @@ def apply(tree, path, pattern, replacement):
         return f"STALE (no file {path})"
     with open(target) as f:
         text = f.read()
-    count = text.count(pattern)
-    if count == 0:
-        return "STALE (pattern not found)"
-    if count > 1:
-        return f"STALE (pattern found {count} times)"
+    reason = stale(text, pattern)
+    if reason:
+        return reason
     with open(target, "w") as f:
         f.write(text.replace(pattern, replacement))
     return None
